@@ -1,0 +1,32 @@
+// Input and output files of the CLI commands: existence checks before any work, no silent overwrites.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "app/cli/commands.hpp"
+
+namespace mpscope::cli {
+
+// Refuses (InputError) an output that exists without --force, that is one of the inputs, or whose directory
+// does not exist. Call before reading the inputs, so that no work is wasted.
+inline void check_output(const std::filesystem::path& out, bool force,
+                         const std::vector<std::filesystem::path>& inputs) {
+  namespace fs = std::filesystem;
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir)) throw InputError(out.string() + ": directory " + dir.string() + " does not exist");
+  std::error_code ec;
+  for (const auto& in : inputs)
+    if (fs::exists(out) && fs::equivalent(in, out, ec))
+      throw InputError(out.string() + ": the output would overwrite the input " + in.string());
+  if (fs::exists(out) && !force)
+    throw InputError(out.string() + " already exists (use --force to replace it)");
+}
+
+inline void check_input(const std::filesystem::path& in) {
+  if (!std::filesystem::exists(in)) throw InputError(in.string() + ": no such file");
+  if (std::filesystem::is_directory(in)) throw InputError(in.string() + ": is a directory, expected an .npy file");
+}
+
+}  // namespace mpscope::cli

@@ -1,0 +1,79 @@
+// The generic float32 -> format rounding kernel, written once and compiled per instruction set (included by
+// round_kernels_<isa>.cpp inside an anonymous namespace; the compiler vectorizes the loop for that ISA).
+// It follows sim/rounding.cpp's round_to_bits step by step, on float32 bit patterns:
+//   ex  = floor(log2|x|);  fq = float32's quantum exponent at x;  tq = the format's quantum exponent at x;
+//   sh  = tq - fq low bits of the 24-bit significand are dropped, the kept part rounded per mode;
+//   the result is r * 2^tq (exact in float32), then flushed / overflowed as the format says.
+
+// Written without branches (selects and masks only) so that the loop vectorizes.
+template <Rounding R>
+void round_generic(const float* in, float* out, std::size_t n, const simd::Float32Rounding& p,
+                   const std::uint64_t* random) {
+  const std::int32_t m = p.mantissa_bits;
+  const std::int32_t emin = p.emin;
+  const std::int32_t lowest = p.flush ? -1000 : emin;  // flushing formats keep full precision below emin
+  const std::uint32_t flush_mask = p.flush ? ~0u : 0u;
+  const std::uint32_t carry_bound = std::uint32_t{2} << m;
+  const std::uint32_t max_finite = p.max_finite, overflow_negative = p.overflow_negative,
+                      overflow_positive = p.overflow_positive, infinity_result = p.infinity_result;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(in[i]);
+    const std::uint32_t a = u & 0x7FFFFFFFu;
+    const std::uint32_t sign = u & 0x80000000u;
+    const std::int32_t field = static_cast<std::int32_t>(a >> 23);
+    // float32 subnormals: the exponent of (float)a gives floor(log2) of the integer a (exact, a < 2^23).
+    const std::int32_t sub_ex = static_cast<std::int32_t>(
+        std::bit_cast<std::uint32_t>(static_cast<float>(static_cast<std::int32_t>(a))) >> 23) - 276;
+    const std::int32_t ex = field != 0 ? field - 127 : sub_ex;
+    const std::int32_t fq = std::max(ex, -126) - 23;
+    const std::int32_t tq = std::max(ex, lowest) - m;
+    const std::int32_t sh = tq - fq;
+    const std::uint32_t sig = field != 0 ? ((a & 0x7FFFFFu) | 0x800000u) : a;
+    const std::uint32_t rounds = sh > 0 ? ~0u : 0u;
+    const std::int32_t shc = std::clamp(sh, 0, 25);
+    std::uint32_t r = sig >> shc;
+    const std::uint32_t rem = sig & ((std::uint32_t{1} << shc) - 1);
+    const std::uint32_t half = (std::uint32_t{1} << shc) >> 1;
+    std::uint32_t up = 0;
+    if constexpr (R == Rounding::nearest_even)
+      up = rounds & ((rem > half ? 1u : 0u) | ((rem == half ? 1u : 0u) & r));
+    if constexpr (R == Rounding::up) up = (rem != 0 ? 1u : 0u) & (sign == 0 ? 1u : 0u);
+    if constexpr (R == Rounding::down) up = (rem != 0 ? 1u : 0u) & (sign >> 31);
+    if constexpr (R == Rounding::stochastic) {
+      // The dropped bits as a 64-bit fraction of the quantum; round away when the draw is below it.
+      const std::uint64_t wide = sig;
+      const std::uint64_t left = wide << std::clamp(64 - sh, 0, 63);
+      const std::uint64_t right = wide >> std::clamp(sh - 64, 0, 63);
+      const std::uint64_t frac = (sh > 0 && sh < 64 ? left : 0) | (sh >= 64 && sh < 88 ? right : 0);
+      up = random[i] < frac ? 1u : 0u;
+    }
+    r += up & 1u;
+    const std::uint32_t carried = (r == carry_bound ? ~0u : 0u) & rounds;
+    const std::uint32_t keep =
+        ~flush_mask | (ex >= emin ? ~0u : 0u) | ((ex == emin - 1 ? ~0u : 0u) & carried);
+    const std::int32_t qexp = std::max(sh > 0 ? tq : fq, -149);  // -149 only for flushed lanes
+    const std::uint32_t pow2 = qexp >= -126 ? static_cast<std::uint32_t>(qexp + 127) << 23
+                                            : std::uint32_t{1} << ((qexp + 149) & 31);
+    std::uint32_t mag = std::bit_cast<std::uint32_t>(static_cast<float>(r) * std::bit_cast<float>(pow2));
+    mag = mag > max_finite ? (sign != 0 ? overflow_negative : overflow_positive) : mag;
+    mag &= keep;
+    mag = a >= 0x7F800000u ? (a > 0x7F800000u ? 0x7FC00000u : infinity_result) : mag;
+    out[i] = std::bit_cast<float>(sign | mag);
+  }
+}
+
+// bf16 nearest-even on the bit pattern: bf16 shares float32's exponent range, so adding 0x7FFF plus the lowest
+// kept bit and truncating rounds normals, subnormals and overflow (to inf) alike.
+inline void round_bf16_nearest_bits(const float* in, float* out, std::size_t n, const simd::Float32Rounding&,
+                                    const std::uint64_t*) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(in[i]);
+    const std::uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    const bool nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+    out[i] = std::bit_cast<float>(nan ? (u & 0x80000000u) | 0x7FC00000u : rounded);
+  }
+}
+
+constexpr simd::RoundKernel generic_table[5] = {
+    round_generic<Rounding::nearest_even>, round_generic<Rounding::toward_zero>, round_generic<Rounding::up>,
+    round_generic<Rounding::down>, round_generic<Rounding::stochastic>};

@@ -1,0 +1,21 @@
+// The array-rounding kernels for any x86-64 (SSE2) or other CPU: plain C++, vectorized as far as the
+// baseline instruction set allows.
+#include <algorithm>
+#include <bit>
+
+#include "sim/simd/round_kernels.hpp"
+
+namespace mpscope::sim::simd {
+namespace {
+#include "sim/simd/round_kernels_generic.inl"
+}  // namespace
+
+const RoundKernels& portable_kernels() {
+  static const RoundKernels kernels = {
+      {generic_table[0], generic_table[1], generic_table[2], generic_table[3], generic_table[4]},
+      generic_table[0],
+      round_bf16_nearest_bits};
+  return kernels;
+}
+
+}  // namespace mpscope::sim::simd

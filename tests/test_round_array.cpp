@@ -1,0 +1,136 @@
+// Array rounding: every kernel (portable, AVX2+F16C, AVX-512, the conversion instructions) gives exactly the
+// scalar reference's result, for every format, switch and rounding mode, stochastic included (same stream).
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <random>
+
+#include "sim/round_array.hpp"
+#include "sim/rounding.hpp"
+#include "test_support.hpp"
+
+using namespace mpscope::sim;
+using mpscope::test::same_value;
+
+namespace {
+
+// Random float32 bit patterns (all exponents, NaNs and infinities included) plus structured patterns: for every
+// exponent, mantissas whose low bits sit at and around each possible rounding boundary.
+std::vector<float> test_inputs(std::int64_t random_count) {
+  std::vector<float> v;
+  std::mt19937 rng(99);
+  for (std::int64_t i = 0; i < random_count; ++i) v.push_back(std::bit_cast<float>(static_cast<std::uint32_t>(rng())));
+  for (std::uint32_t sign : {0u, 0x80000000u})
+    for (std::uint32_t field = 0; field < 256; ++field)
+      for (int shift = 0; shift <= 23; ++shift) {
+        const std::uint32_t half = shift == 0 ? 0 : 1u << (shift - 1);
+        for (std::uint32_t low : {0u, 1u, half - 1, half, half + 1, (1u << shift) - 1}) {
+          for (std::uint32_t high : {0u, 1u << shift, 0x7FFFFFu & ~((1u << shift) - 1)}) {
+            const std::uint32_t mantissa = (high | (low & ((1u << shift) - 1))) & 0x7FFFFFu;
+            v.push_back(std::bit_cast<float>(sign | (field << 23) | mantissa));
+          }
+        }
+      }
+  return v;
+}
+
+std::vector<Format> formats_under_test() {
+  std::vector<Format> f = {fp16(), bf16(), e4m3fn(), e5m2(), tf32(), fp32(), make_format(6, 9), make_format(3, 2),
+                           make_format(8, 0), make_format(4, 3), make_format(7, 1)};
+  const std::size_t plain = f.size();
+  for (std::size_t i = 0; i < plain; ++i) {
+    f.push_back(f[i].with_subnormals(false));
+    f.push_back(f[i].with_overflow(Overflow::saturate));
+  }
+  return f;
+}
+
+std::string describe(const Format& f, Rounding mode, Isa isa) {
+  return f.name + (f.switches().empty() ? "" : "[" + f.switches() + "]") + " " + std::string(to_string(mode)) + " " +
+         std::string(to_string(isa));
+}
+
+TEST(RoundArray, EveryKernelMatchesTheScalarReference) {
+  const std::vector<float> in = test_inputs(mpscope::test::scaled(200'000));
+  std::vector<float> out(in.size()), want(in.size());
+  for (const Format& f : formats_under_test()) {
+    for (Rounding mode : {Rounding::nearest_even, Rounding::toward_zero, Rounding::up, Rounding::down,
+                          Rounding::stochastic}) {
+      RandomStream reference_stream(5);
+      for (std::size_t i = 0; i < in.size(); ++i) {
+        const std::uint64_t r = mode == Rounding::stochastic ? reference_stream.next() : 0;
+        want[i] = static_cast<float>(round(in[i], f, mode, r));
+      }
+      for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+        if (!isa_supported(isa)) continue;
+        RandomStream stream(5);
+        round_array(in, out, f, mode, &stream, isa);
+        for (std::size_t i = 0; i < in.size(); ++i)
+          ASSERT_TRUE(same_value(out[i], want[i])) << describe(f, mode, isa) << " x=" << std::hexfloat << in[i]
+                                                   << " got " << out[i] << " want " << want[i];
+      }
+    }
+  }
+}
+
+TEST(RoundArray, RunsOnTheBestKernelOfThisCpu) {
+#if defined(__x86_64__)
+  // Every x86-64 machine mpscope targets has at least AVX2 + F16C; CI's has AVX-512.
+  EXPECT_TRUE(isa_supported(Isa::avx2) || std::getenv("MPSCOPE_ISA") != nullptr);
+#endif
+  EXPECT_TRUE(isa_supported(best_isa()));
+  EXPECT_TRUE(isa_supported(Isa::portable));
+}
+
+TEST(RoundArray, InPlaceAndOddLengths) {
+  for (std::size_t n : {0u, 1u, 7u, 15u, 16u, 17u, 33u, 1000u}) {
+    std::vector<float> v(n), copy;
+    for (std::size_t i = 0; i < n; ++i) v[i] = 0.1f * static_cast<float>(i) - 3.0f;
+    copy = v;
+    round_array(v, v, fp16(), Rounding::nearest_even);
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(v[i], static_cast<float>(round(copy[i], fp16())));
+  }
+}
+
+TEST(RoundArray, WideFormatsGoThroughDouble) {
+  const std::vector<float> in = {0.1f, 1e-40f, 3e38f, -2.5f};
+  std::vector<float> out(in.size());
+  round_array(in, out, fp64(), Rounding::nearest_even);
+  EXPECT_EQ(out, in);  // float32 values are fp64 values
+  round_array(in, out, make_format(9, 10), Rounding::nearest_even);
+  for (std::size_t i = 0; i < in.size(); ++i) EXPECT_EQ(out[i], static_cast<float>(round(in[i], make_format(9, 10))));
+
+  const std::vector<double> wide = {0.1, 1e-300, 1e300};
+  std::vector<double> wide_out(3);
+  round_array(wide, wide_out, fp32(), Rounding::toward_zero);
+  EXPECT_EQ(wide_out[0], static_cast<double>(0.099999994f));
+  EXPECT_EQ(wide_out[1], 0.0);
+  EXPECT_EQ(wide_out[2], static_cast<double>(std::numeric_limits<float>::max()));
+}
+
+TEST(RoundArray, Errors) {
+  std::vector<float> a(4), b(3);
+  EXPECT_THROW(round_array(a, b, fp16(), Rounding::nearest_even), std::invalid_argument);
+  EXPECT_THROW(round_array(a, a, fp16(), Rounding::stochastic, nullptr), std::invalid_argument);
+}
+
+TEST(RoundArray, CountsWhatRoundingDid) {
+  const std::vector<float> before = {1e-8f, 3e-6f, 70000.f, 1.0f, 0.0f, -1e-9f, INFINITY, NAN, 1e5f};
+  std::vector<float> after(before.size());
+  round_array(before, after, fp16(), Rounding::nearest_even);
+  const RoundingEffects e = count_rounding_effects(before, after, fp16());
+  EXPECT_EQ(e.elements, 9);
+  EXPECT_EQ(e.underflow, 2);  // 1e-8 and -1e-9 (below half of 2^-24)
+  EXPECT_EQ(e.subnormal, 1);  // 3e-6
+  EXPECT_EQ(e.overflow, 2);   // 70000 and 1e5; the infinite input was not finite before
+  EXPECT_EQ(e.saturated, 0);
+
+  const Format saturating = fp16().with_overflow(Overflow::saturate);
+  round_array(before, after, saturating, Rounding::nearest_even);
+  const RoundingEffects s = count_rounding_effects(before, after, saturating);
+  EXPECT_EQ(s.overflow, 0);
+  EXPECT_EQ(s.saturated, 2);
+}
+
+}  // namespace

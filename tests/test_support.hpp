@@ -1,0 +1,46 @@
+// Shared helpers for the test suite: where the reference data lives, how many random cases to run.
+#pragma once
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <ostream>
+
+#include "sim/format.hpp"
+
+namespace mpscope::sim {
+// GoogleTest prints parameters with this instead of their bytes.
+inline void PrintTo(const Format& f, std::ostream* os) { *os << f.name << (f.switches().empty() ? "" : "[" + f.switches() + "]"); }
+}  // namespace mpscope::sim
+
+namespace mpscope::test {
+
+// tests/data of the source tree (copies of ../shared/oracles, see tests/data/README.md).
+inline std::filesystem::path data_dir() { return MPSCOPE_TEST_DATA_DIR; }
+
+// ../shared/oracles beside the checkout, when present (developer machines and CI): extra, more detailed checks.
+inline std::filesystem::path shared_oracles() { return std::filesystem::path(MPSCOPE_SOURCE_DIR) / ".." / "shared" / "oracles"; }
+
+// Random-case counts are multiplied by MPSCOPE_TEST_SCALE (default 1). The sanitizer build of scripts/test
+// sets it below 1: the full counts run in the normal build.
+inline std::int64_t scaled(std::int64_t cases) {
+  const char* s = std::getenv("MPSCOPE_TEST_SCALE");
+  const double scale = s != nullptr ? std::atof(s) : 1.0;
+  return std::max<std::int64_t>(1000, static_cast<std::int64_t>(static_cast<double>(cases) * scale));
+}
+
+// Equal as bit patterns, or both NaN (NaN payloads are not part of any contract here).
+inline bool same_value(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
+}
+inline bool same_value(float a, float b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+}
+
+}  // namespace mpscope::test
