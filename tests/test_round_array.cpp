@@ -5,6 +5,7 @@
 #include <bit>
 #include <cmath>
 #include <random>
+#include <sstream>
 
 #include "sim/round_array.hpp"
 #include "sim/rounding.hpp"
@@ -47,8 +48,10 @@ std::vector<Format> formats_under_test() {
 }
 
 std::string describe(const Format& f, Rounding mode, Isa isa) {
-  return f.name + (f.switches().empty() ? "" : "[" + f.switches() + "]") + " " + std::string(to_string(mode)) + " " +
-         std::string(to_string(isa));
+  std::ostringstream s;
+  PrintTo(f, &s);
+  s << " " << to_string(mode) << " " << to_string(isa);
+  return s.str();
 }
 
 TEST(RoundArray, EveryKernelMatchesTheScalarReference) {

@@ -14,7 +14,10 @@
 
 namespace mpscope::sim {
 // GoogleTest prints parameters with this instead of their bytes.
-inline void PrintTo(const Format& f, std::ostream* os) { *os << f.name << (f.switches().empty() ? "" : "[" + f.switches() + "]"); }
+inline void PrintTo(const Format& f, std::ostream* os) {
+  *os << f.name;
+  if (!f.switches().empty()) *os << "[" << f.switches() << "]";
+}
 }  // namespace mpscope::sim
 
 namespace mpscope::test {
