@@ -95,13 +95,12 @@ void h100_portable(const PackedFp16& a, const PackedFp16& b, float* d) {
 }
 
 void fp32_portable(const float* a, const float* b, float* d, std::int64_t m, std::int64_t n, std::int64_t k) {
-  // Products of fp16 values are exact in float32, so d + a*b rounds once, as an FMA does.
   for (std::int64_t i = 0; i < m; ++i) {
     float* d_row = d + i * n;
     for (std::int64_t kk = 0; kk < k; ++kk) {
       const float x = a[i * k + kk];
       const float* b_row = b + kk * n;
-      for (std::int64_t j = 0; j < n; ++j) d_row[j] = d_row[j] + x * b_row[j];
+      for (std::int64_t j = 0; j < n; ++j) d_row[j] = std::fmaf(x, b_row[j], d_row[j]);
     }
   }
 }
@@ -164,10 +163,24 @@ std::vector<float> contiguous(const MatrixView& m) {
   return out;
 }
 
+// Exact model for any float32 inputs: every product exactly, summed as Boost integers, rounded once.
+float exact_dot_general(const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride, std::int64_t k,
+                        float c) {
+  BigExact sum = BigExact::from_double(c);
+  bool all_negative_zero_products = true;
+  for (std::int64_t i = 0; i < k; ++i) {
+    const float x = a[i * a_stride], y = b[i * b_stride];
+    all_negative_zero_products = all_negative_zero_products && (x == 0 || y == 0) && (std::signbit(x) != std::signbit(y));
+    if (x != 0 && y != 0) sum = exact_add(sum, exact_mul(BigExact::from_double(x), BigExact::from_double(y)));
+  }
+  if (sum.is_zero()) return (all_negative_zero_products && std::signbit(c)) ? -0.0f : 0.0f;
+  return static_cast<float>(decode(round_to_bits(sum.to_exact_value(), fp32(), Rounding::nearest_even), fp32()));
+}
+
 // Exact model: products of fp16 values are integers times 2^-48 below 2^80, so their sum is exact in 128 bits;
 // C joins as a Boost integer and the total is rounded once.
 float exact_dot(const float* a, std::int64_t a_stride, const float* b, std::int64_t b_stride, std::int64_t k,
-                float c) {
+                float c, bool fp16_inputs) {
   bool finite = std::isfinite(c);
   for (std::int64_t i = 0; i < k; ++i) finite = finite && std::isfinite(a[i * a_stride]) && std::isfinite(b[i * b_stride]);
   if (!finite) {
@@ -175,6 +188,7 @@ float exact_dot(const float* a, std::int64_t a_stride, const float* b, std::int6
     for (std::int64_t i = 0; i < k; ++i) s += static_cast<double>(a[i * a_stride]) * b[i * b_stride];
     return static_cast<float>(s);
   }
+  if (!fp16_inputs) return exact_dot_general(a, a_stride, b, b_stride, k, c);
   int128 acc = 0;
   bool all_negative_zero_products = true;
   for (std::int64_t i = 0; i < k; ++i) {
@@ -241,12 +255,14 @@ void gemm(Accumulation model, MatrixView a, MatrixView b, MatrixView c, std::spa
   if (static_cast<std::int64_t>(d.size()) != m * n)
     throw std::invalid_argument("gemm: D has " + std::to_string(d.size()) + " elements, expected " +
                                 std::to_string(m * n));
+  bool fp16_inputs = true;
   for (const auto& [name, view] : {std::pair{"A", a}, std::pair{"B", b}}) {
     const std::int64_t bad = first_non_representable(view, fp16());
-    if (bad >= 0)
+    fp16_inputs = fp16_inputs && bad < 0;
+    if (bad >= 0 && model == Accumulation::h100)
       throw std::invalid_argument(std::string("gemm: ") + name + "[" + std::to_string(bad / view.cols) + ", " +
                                   std::to_string(bad % view.cols) + "] = " + std::to_string(view(bad / view.cols, bad % view.cols)) +
-                                  " is not an fp16 value");
+                                  " is not an fp16 value (the h100 model takes fp16 inputs)");
   }
   std::vector<float> result = c.data != nullptr ? contiguous(c) : std::vector<float>(static_cast<std::size_t>(m * n), 0.0f);
 
@@ -266,7 +282,7 @@ void gemm(Accumulation model, MatrixView a, MatrixView b, MatrixView c, std::spa
       for (std::int64_t i = 0; i < m; ++i)
         for (std::int64_t j = 0; j < n; ++j)
           result[i * n + j] = exact_dot(&a.data[i * a.row_stride], a.col_stride, &b.data[j * b.col_stride],
-                                        b.row_stride, k, result[i * n + j]);
+                                        b.row_stride, k, result[i * n + j], fp16_inputs);
       break;
     case Accumulation::h100: {
       const std::int64_t kp = (k + 15) / 16 * 16;

@@ -1,8 +1,10 @@
-// D = A·B + C with fp16 inputs and a chosen accumulation model: what a GEMM unit computes, bit for bit.
+// D = A·B + C under a chosen accumulation model: what a GEMM unit computes, bit for bit.
 //   fp32  IEEE binary32, sequential fused multiply-add over k: d = fma(a_k, b_k, d), starting from d = C.
 //   exact the exact value of C + sum_k a_k b_k (Boost.Multiprecision), rounded once to fp32 (nearest-even).
-//   h100  the H100 tensor-core model (DESIGN.md, docs/formats.md): blocks of 16 products chained in k order; in a
-//         block every term is truncated to a multiple of 2^(emax-25), summed exactly, rounded toward zero.
+//   h100  the H100 tensor-core model for fp16 inputs (DESIGN.md, docs/formats.md): blocks of 16 products chained
+//         in k order; in a block every term is truncated to a multiple of 2^(emax-25), summed exactly, rounded
+//         toward zero.
+// fp32 and exact take any float32 inputs; h100 takes fp16 values only.
 #pragma once
 
 #include <cstdint>
@@ -31,8 +33,8 @@ struct MatrixView {
   float operator()(std::int64_t r, std::int64_t c) const { return data[r * row_stride + c * col_stride]; }
 };
 
-// A: (M, K) and B: (K, N) must hold fp16 values (otherwise std::invalid_argument names the first element that is
-// not one); C: (M, N) float32, or data == nullptr for zero; D: (M, N) row-major, may be C's storage.
+// A: (M, K) and B: (K, N) (for h100 they must hold fp16 values, otherwise std::invalid_argument names the first
+// element that is not one); C: (M, N) float32, or data == nullptr for zero; D: (M, N) row-major, may be C's storage.
 // Non-finite inputs follow IEEE rules (NaN if any NaN, inf*0 or inf-inf, else +-inf) in every model.
 void gemm(Accumulation model, MatrixView a, MatrixView b, MatrixView c, std::span<float> d);
 // The same with an explicit kernel, for tests and benchmarks (Isa::portable is the readable reference).

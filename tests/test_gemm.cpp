@@ -167,6 +167,35 @@ TEST(Gemm, Fp32ModelIsSequentialFma) {
   }
 }
 
+// fp32 and exact take any float32 inputs (bf16, fp8 and fp32 lanes use them); only h100 insists on fp16.
+TEST(Gemm, Fp32AndExactTakeAnyFloat32Inputs) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const std::int64_t m = 5, n = 19, k = 40;
+  std::vector<float> a(m * k), b(k * n), c(m * n);
+  for (auto& x : a) x = normal(rng) * 1e-20f;  // products near float32's subnormal range
+  for (auto& x : b) x = normal(rng) * 1e-19f;
+  for (auto& x : c) x = normal(rng) * 1e-39f;
+  for (Isa isa : isas()) {
+    const std::vector<float> d = run(Accumulation::fp32, a, b, c, m, n, k, isa);
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j) {
+        float acc = c[i * n + j];
+        for (std::int64_t kk = 0; kk < k; ++kk) acc = std::fmaf(a[i * k + kk], b[kk * n + j], acc);
+        ASSERT_TRUE(same_value(d[i * n + j], acc)) << to_string(isa);
+      }
+  }
+  const std::vector<float> d = run(Accumulation::exact, a, b, c, m, n, k, Isa::portable);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < n; ++j) {
+      mpscope::test::Big sum = c[i * n + j];
+      for (std::int64_t kk = 0; kk < k; ++kk) sum += mpscope::test::Big(a[i * k + kk]) * mpscope::test::Big(b[kk * n + j]);
+      ASSERT_TRUE(same_value(static_cast<double>(d[i * n + j]),
+                             mpscope::test::reference_round({sum}, fp32(), Rounding::nearest_even)));
+    }
+  EXPECT_THROW(run(Accumulation::h100, a, b, c, m, n, k, Isa::portable), std::invalid_argument);
+}
+
 TEST(Gemm, NonFiniteInputsFollowIeee) {
   const std::vector<float> a = {INFINITY, 1.0f, 0.0f, 2.0f}, b = {1.0f, 0.0f};  // (2,2) x (2,1)
   for (Accumulation model : {Accumulation::h100, Accumulation::exact, Accumulation::fp32}) {

@@ -104,14 +104,17 @@ void h100_avx512(const PackedFp16& a, const PackedFp16& b, float* d) {
   }
 }
 
-// Identical loop to fp32_portable; here the compiler vectorizes it with 16-lane registers.
+// fp32_portable's loop, 16 columns at a time: d[j] = fma(a[k], b[k][j], d[j]) in k order (FMA is IEEE, so the
+// vector and scalar results are the same bits).
 void fp32_avx512(const float* a, const float* b, float* d, std::int64_t m, std::int64_t n, std::int64_t k) {
   for (std::int64_t i = 0; i < m; ++i) {
     float* d_row = d + i * n;
-    for (std::int64_t kk = 0; kk < k; ++kk) {
-      const float x = a[i * k + kk];
-      const float* b_row = b + kk * n;
-      for (std::int64_t j = 0; j < n; ++j) d_row[j] = d_row[j] + x * b_row[j];
+    for (std::int64_t j0 = 0; j0 < n; j0 += 16) {
+      const __mmask16 lanes = n - j0 >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (n - j0)) - 1);
+      __m512 acc = _mm512_maskz_loadu_ps(lanes, d_row + j0);
+      for (std::int64_t kk = 0; kk < k; ++kk)
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(a[i * k + kk]), _mm512_maskz_loadu_ps(lanes, b + kk * n + j0), acc);
+      _mm512_mask_storeu_ps(d_row + j0, lanes, acc);
     }
   }
 }

@@ -1,0 +1,14 @@
+// How far a lane is from the reference lane: relative distances and cosines of flattened tensors, in double.
+#pragma once
+
+#include <span>
+
+namespace mpscope::analysis {
+
+// ||a - ref|| / ||ref||  (0 when both are zero; +inf when only ref is zero; NaN if anything is NaN).
+double relative_distance(std::span<const double> a, std::span<const double> ref);
+// a·b / (||a|| ||b||); NaN when either is all zero or non-finite.
+double cosine(std::span<const double> a, std::span<const double> b);
+double norm(std::span<const double> a);
+
+}  // namespace mpscope::analysis

@@ -1,0 +1,80 @@
+// A lane: one copy of the model trained with one recipe on one backend. Every lane starts from the same initial
+// weights and sees the same batch at every step; what differs is the arithmetic. The trainer drives lanes in
+// lockstep through this interface.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "analysis/histogram.hpp"
+#include "sim/loss_scaler.hpp"
+#include "sim/model.hpp"
+#include "sim/optimizer.hpp"
+#include "sim/recipe.hpp"
+#include "sim/round_array.hpp"
+
+namespace mpscope::sim {
+
+struct LaneConfig {
+  std::string name;
+  Recipe recipe;
+  LossScaleConfig loss_scale;
+  OptimizerConfig optimizer;
+  std::uint64_t seed = 0;  // stochastic rounding streams of this lane
+  int fp8_history = 1024;  // delayed scaling: amax history length and margin
+  int fp8_margin = 0;
+};
+
+// A tensor the lane reports: layer 0 is the network input, layers 1..L the Linear layers.
+struct TensorInfo {
+  std::string name;  // "input", "layer1.weight", "layer1.weight_grad", "layer1.activation", ...
+  std::string kind;  // input, weight, bias, weight_grad, bias_grad, activation, activation_grad
+  int layer = 0;
+  std::string format;  // the format the lane keeps it in ("fp64", "exact" for wide lanes)
+  std::int64_t elements = 0;
+};
+
+struct TensorRecord {
+  std::size_t index = 0;  // into Lane::tensors()
+  analysis::Log2Histogram histogram;
+  std::optional<RoundingEffects> effects;  // summed over the points where the lane rounds this tensor
+};
+
+struct StepResult {
+  double loss = 0;                 // before the update, in the lane's loss precision
+  float loss_scale = 1;            // the scale this step's backward pass used
+  float scale_after = 1;
+  bool found_inf = false, skipped = false, scale_backed_off = false, scale_grew = false;
+  double grad_norm = 0;            // of the unscaled gradients, all layers
+  bool weights_nonfinite = false;  // inf/NaN reached the weights: the lane has diverged and stops
+  std::string first_nonfinite;     // the first tensor of this step holding inf/NaN ("" if none)
+  std::vector<double> lost_updates;  // per layer: share of weights whose nonzero update changed nothing
+  std::vector<TensorRecord> tensors;  // when recording
+};
+
+struct Evaluation {
+  double loss = 0;
+  std::optional<double> accuracy;  // classification only
+};
+
+class Lane {
+ public:
+  virtual ~Lane() = default;
+  virtual const LaneConfig& config() const = 0;
+  // One training step on `batch`: forward, backward, loss scaling, optimizer. `record`: fill StepResult::tensors.
+  virtual StepResult step(const Batch& batch, double lr, bool record) = 0;
+  // Forward pass only (no state changes): loss and accuracy on `data`.
+  virtual Evaluation evaluate(const Batch& data) = 0;
+  // Master weights and the last step's unscaled gradients, per layer, flattened (weight, bias, LayerNorm), as double.
+  virtual std::vector<std::vector<double>> weights() const = 0;
+  virtual std::vector<std::vector<double>> gradients() const = 0;
+  virtual const std::vector<TensorInfo>& tensors() const = 0;
+};
+
+// Builds the lane for its recipe's storage: float32 (every rounded recipe), float64, or exact (113-bit).
+std::unique_ptr<Lane> make_lane(const LaneConfig& lane, const ModelConfig& model, const InitialWeights& init);
+
+}  // namespace mpscope::sim

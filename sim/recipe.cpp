@@ -1,0 +1,88 @@
+#include "sim/recipe.hpp"
+
+#include <stdexcept>
+
+namespace mpscope::sim {
+
+namespace {
+RoleFormat role(const Format& f) { return RoleFormat{f, Rounding::nearest_even}; }
+
+// Mixed precision as PyTorch autocast + GradScaler does it: fp32 master weights and master gradients, GEMMs and
+// activations in the narrow format, softmax / loss in fp32 (the lane code's fixed choice).
+Recipe amp(const char* name, const Format& narrow) {
+  Recipe r;
+  r.name = name;
+  r.master = role(fp32());
+  r.weights = role(narrow);
+  r.activations = role(narrow);
+  r.gradients = role(narrow);
+  r.update = role(fp32());
+  r.master_gradients = true;
+  return r;
+}
+}  // namespace
+
+const char* recipe_names() { return "fp64, fp32, exact, fp16-amp, bf16-amp, fp16-pure, fp8, custom"; }
+
+bool is_recipe_name(std::string_view n) {
+  for (auto name : {"fp64", "fp32", "exact", "fp16-amp", "bf16-amp", "fp16-pure", "fp8", "custom"})
+    if (n == name) return true;
+  return false;
+}
+
+Recipe recipe_preset(std::string_view name) {
+  Recipe r;
+  r.name = std::string(name);
+  if (name == "fp64" || name == "exact") {
+    r.storage = name == "fp64" ? Storage::float64 : Storage::exact;
+    const Format& f = fp64();  // nominal: these lanes do not round
+    r.master = r.weights = r.activations = r.gradients = r.update = role(f);
+    return r;
+  }
+  if (name == "fp32" || name == "custom") {
+    r.master = r.weights = r.activations = r.gradients = r.update = role(fp32());
+    return r;
+  }
+  if (name == "fp16-amp") return amp("fp16-amp", fp16());
+  if (name == "bf16-amp") return amp("bf16-amp", bf16());
+  if (name == "fp16-pure") {
+    r.master = r.weights = r.activations = r.gradients = r.update = role(fp16());
+    r.master_gradients = false;
+    return r;
+  }
+  if (name == "fp8") {
+    // TransformerEngine-style: fp32 master weights and activations; GEMM inputs cast to E4M3 (forward) and E5M2
+    // (backward) with per-tensor delayed scaling and saturation.
+    r.master = r.activations = r.gradients = r.update = role(fp32());
+    r.weights = role(e4m3fn().with_overflow(Overflow::saturate));
+    r.gemm_input = role(e4m3fn().with_overflow(Overflow::saturate));
+    r.gemm_grad_input = role(e5m2().with_overflow(Overflow::saturate));
+    r.delayed_scaling = true;
+    return r;
+  }
+  throw std::invalid_argument("unknown recipe '" + std::string(name) + "' (expected " + recipe_names() + ")");
+}
+
+std::string check_recipe(const Recipe& r) {
+  if (r.storage != Storage::float32) {
+    if (r.mma == Accumulation::h100) return "mma: the h100 model applies to fp16 GEMM inputs, not to " + r.name;
+    return "";
+  }
+  const std::pair<const char*, const RoleFormat*> roles[] = {
+      {"master", &r.master}, {"weights", &r.weights}, {"activations", &r.activations}, {"gradients", &r.gradients}};
+  for (const auto& [name, rf] : roles)
+    if (!rf->format.within_float32())
+      return std::string("formats.") + name + ": " + rf->format.name +
+             " does not fit float32 storage (at most 8 exponent and 23 mantissa bits)";
+  if (r.update.format != r.master.format) return "the update is rounded to the master format";
+  if (r.mma == Accumulation::h100) {
+    const bool fp16_inputs = r.weights.format == fp16() && !r.gemm_input && !r.gemm_grad_input &&
+                             r.activations.format == fp16() && r.gradients.format == fp16();
+    if (!fp16_inputs)
+      return "mma: the h100 model is measured for fp16 GEMM inputs only; this recipe's GEMMs take " +
+             (r.gemm_input ? r.gemm_input->format.name : r.activations.format.name) + " (use \"mma\": \"fp32\")";
+  }
+  return "";
+}
+
+}  // namespace mpscope::sim
