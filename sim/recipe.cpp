@@ -74,7 +74,7 @@ std::string check_recipe(const Recipe& r) {
     if (!rf->format.within_float32())
       return std::string("formats.") + name + ": " + rf->format.name +
              " does not fit float32 storage (at most 8 exponent and 23 mantissa bits)";
-  if (r.update.format != r.master.format) return "the update is rounded to the master format";
+  if (r.update.format != r.master.format) return "formats.master: the update is rounded to the master format";
   if (r.mma == Accumulation::h100) {
     const bool fp16_inputs = r.weights.format == fp16() && !r.gemm_input && !r.gemm_grad_input &&
                              r.activations.format == fp16() && r.gradients.format == fp16();

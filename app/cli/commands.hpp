@@ -12,6 +12,11 @@ struct InputError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A command that finished with a non-zero status it has already explained.
+struct ExitStatus {
+  int code;
+};
+
 inline constexpr int exit_ok = 0;
 inline constexpr int exit_bad_input = 2;
 inline constexpr int exit_runtime_failure = 3;
@@ -20,5 +25,8 @@ void add_formats_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_gemm_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 
 }  // namespace mpscope::cli

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "app/cli/commands.hpp"
+#include "analysis/run_store.hpp"
 #include "sim/npy.hpp"
 
 int main(int argc, char** argv) {
@@ -14,16 +15,24 @@ int main(int argc, char** argv) {
   add_inspect_command(app);
   add_quantize_command(app);
   add_gemm_command(app);
+  add_run_command(app);
+  add_info_command(app);
+  add_export_command(app);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints help, version or the usage error
     return code == 0 ? exit_ok : exit_bad_input;
+  } catch (const ExitStatus& e) {
+    return e.code;
   } catch (const InputError& e) {
     std::cerr << "mpscope: error: " << e.what() << "\n";
     return exit_bad_input;
   } catch (const mpscope::sim::NpyError& e) {
+    std::cerr << "mpscope: error: " << e.what() << "\n";
+    return exit_bad_input;
+  } catch (const mpscope::analysis::RunStoreError& e) {
     std::cerr << "mpscope: error: " << e.what() << "\n";
     return exit_bad_input;
   } catch (const std::invalid_argument& e) {

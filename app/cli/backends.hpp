@@ -1,0 +1,20 @@
+// Which backend each lane runs on: GPU lanes need a CUDA build and a device; --fallback cpu runs them emulated.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "sim/experiment.hpp"
+
+namespace mpscope::cli {
+
+// "" when every lane can run as configured (after switching GPU lanes to the CPU when fallback == "cpu", with a
+// warning on stderr); otherwise why not.
+std::string resolve_backends(sim::Experiment& e, const std::string& fallback);
+
+// Builds CPU lanes, and GPU lanes where the build has them.
+std::function<std::unique_ptr<sim::Lane>(const sim::LaneSpec&, const sim::ModelConfig&, const sim::InitialWeights&)>
+lane_factory();
+
+}  // namespace mpscope::cli

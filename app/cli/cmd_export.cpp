@@ -1,0 +1,143 @@
+// `mpscope export RUN --table steps|tensors|layers|events [--format csv|json] [--lane L] [--out FILE]`.
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "analysis/run_store.hpp"
+#include "app/cli/commands.hpp"
+#include "app/cli/files.hpp"
+
+namespace mpscope::cli {
+
+namespace {
+
+struct ExportOptions {
+  std::string run, table = "steps", format = "csv", lane, out;
+  bool force = false;
+};
+
+using json = nlohmann::json;
+
+json value(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+json value(const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); }
+json number(double v) { return std::isfinite(v) ? json(v) : json(std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf")); }
+
+std::string csv_cell(const json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) {
+    const std::string s = v.get<std::string>();
+    if (s.find_first_of(",\"\n") == std::string::npos) return s;
+    std::string quoted = "\"";
+    for (char c : s) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return quoted + "\"";
+  }
+  if (v.is_number_float()) {
+    std::ostringstream o;
+    o.precision(17);
+    o << v.get<double>();
+    return o.str();
+  }
+  return v.dump();
+}
+
+void write_table(std::ostream& out, const std::vector<std::string>& columns, const std::vector<json>& rows,
+                 const std::string& format) {
+  if (format == "json") {
+    json all = json::array();
+    for (const auto& r : rows) {
+      json o = json::object();
+      for (std::size_t c = 0; c < columns.size(); ++c) o[columns[c]] = r[c];
+      all.push_back(o);
+    }
+    out << all.dump(1) << "\n";
+    return;
+  }
+  for (std::size_t c = 0; c < columns.size(); ++c) out << (c ? "," : "") << columns[c];
+  out << "\n";
+  for (const auto& r : rows) {
+    for (std::size_t c = 0; c < columns.size(); ++c) out << (c ? "," : "") << csv_cell(r[c]);
+    out << "\n";
+  }
+}
+
+void run_export(const ExportOptions& o) {
+  const analysis::RunReader run(o.run);
+  std::map<std::int64_t, std::string> lane_name;
+  std::optional<std::int64_t> only;
+  std::string names;
+  for (const auto& l : run.lanes()) {
+    lane_name[l.id] = l.name;
+    names += (names.empty() ? "" : ", ") + l.name;
+    if (l.name == o.lane) only = l.id;
+  }
+  if (!o.lane.empty() && !only) throw InputError("--lane: no lane '" + o.lane + "' in " + o.run + " (it has: " + names + ")");
+
+  std::vector<std::string> columns;
+  std::vector<json> rows;
+  if (o.table == "steps") {
+    columns = {"lane", "step", "loss", "loss_scale", "skipped", "found_inf", "lr", "grad_norm", "accuracy", "loss_delta",
+               "weight_distance"};
+    for (const auto& s : run.steps(only))
+      rows.push_back(json::array({lane_name[s.lane_id], s.step, number(s.loss), s.loss_scale, s.skipped ? 1 : 0,
+                                  s.found_inf ? 1 : 0, s.lr, number(s.grad_norm), value(s.accuracy),
+                                  value(s.loss_delta), value(s.weight_distance)}));
+  } else if (o.table == "tensors") {
+    columns = {"lane", "step", "tensor", "kind", "layer", "format", "zeros", "infs", "nans", "rounded", "underflow",
+               "subnormal", "overflow", "hist_lo", "hist_counts"};
+    for (const auto& t : run.tensors(only))
+      for (const auto& st : run.tensor_stats(t.id)) {
+        std::string counts;
+        for (auto c : st.histogram.counts) counts += (counts.empty() ? "" : " ") + std::to_string(c);
+        rows.push_back(json::array({lane_name[t.lane_id], st.step, t.name, t.kind, t.layer, t.format,
+                                    st.histogram.zeros, st.histogram.infs, st.histogram.nans, value(st.rounded),
+                                    value(st.underflow), value(st.subnormal), value(st.overflow),
+                                    st.histogram.counts.empty() ? json(nullptr) : json(st.histogram.lo), counts}));
+      }
+  } else if (o.table == "layers") {
+    columns = {"lane", "step", "layer", "weight_distance", "grad_cosine", "lost_updates"};
+    for (const auto& l : run.lanes()) {
+      if (only && l.id != *only) continue;
+      for (const auto& s : run.layer_stats(l.id))
+        rows.push_back(json::array({l.name, s.step, s.layer, value(s.weight_distance), value(s.grad_cosine), value(s.lost_updates)}));
+    }
+  } else {
+    columns = {"lane", "step", "kind", "tensor", "value", "message"};
+    for (const auto& e : run.events(only))
+      rows.push_back(json::array({lane_name[e.lane_id], e.step, e.kind, e.tensor, value(e.value), e.message}));
+  }
+
+  if (o.out.empty()) {
+    write_table(std::cout, columns, rows, o.format);
+    return;
+  }
+  check_output(o.out, o.force, {o.run});
+  const std::string tmp = o.out + ".tmp";
+  {
+    std::ofstream f(tmp);
+    if (!f) throw InputError(o.out + ": cannot write");
+    write_table(f, columns, rows, o.format);
+    if (!f) throw std::runtime_error(o.out + ": write failed");
+  }
+  std::filesystem::rename(tmp, o.out);
+  std::cerr << rows.size() << " rows -> " << o.out << "\n";
+}
+
+}  // namespace
+
+void add_export_command(CLI::App& app) {
+  auto o = std::make_shared<ExportOptions>();
+  auto* cmd = app.add_subcommand("export", "Export a table of a run file as CSV or JSON");
+  cmd->add_option("run", o->run, "Run file (.mpscope)")->required();
+  cmd->add_option("--table", o->table, "steps, tensors, layers or events")
+      ->check(CLI::IsMember({"steps", "tensors", "layers", "events"}))
+      ->capture_default_str();
+  cmd->add_option("--format", o->format, "csv or json")->check(CLI::IsMember({"csv", "json"}))->capture_default_str();
+  cmd->add_option("--lane", o->lane, "Only this lane");
+  cmd->add_option("-o,--out", o->out, "Write to this file instead of standard output");
+  cmd->add_flag("--force", o->force, "Replace --out if it exists");
+  cmd->callback([o] { run_export(*o); });
+}
+
+}  // namespace mpscope::cli

@@ -1,0 +1,304 @@
+#include "sim/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "analysis/divergence.hpp"
+
+namespace mpscope::sim {
+
+namespace {
+
+// A fixed set of workers running one batch of independent jobs at a time.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads) {
+    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard lock(mutex_);
+      quit_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  // Runs every job (on the workers; inline when there are none) and waits for all; rethrows the first failure.
+  void run(std::vector<std::function<void()>> jobs) {
+    if (workers_.empty()) {
+      for (auto& j : jobs) j();
+      return;
+    }
+    std::unique_lock lock(mutex_);
+    jobs_ = std::move(jobs);
+    next_ = 0;
+    pending_ = jobs_.size();
+    error_ = nullptr;
+    wake_.notify_all();
+    done_.wait(lock, [this] { return pending_ == 0; });
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [this] { return quit_ || next_ < jobs_.size(); });
+      if (quit_) return;
+      auto job = std::move(jobs_[next_++]);
+      lock.unlock();
+      std::exception_ptr failure;
+      try {
+        job();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      lock.lock();
+      if (failure && !error_) error_ = failure;
+      if (--pending_ == 0) done_.notify_all();
+    }
+  }
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  std::vector<std::function<void()>> jobs_;
+  std::size_t next_ = 0, pending_ = 0;
+  std::exception_ptr error_;
+  bool quit_ = false;
+};
+
+struct LaneState {
+  std::unique_ptr<Lane> lane;
+  LaneSummary summary;
+  std::int64_t db_id = 0;
+  std::vector<std::int64_t> tensor_ids;
+  bool active = true;
+  StepResult last;
+  std::optional<Evaluation> evaluation;
+  std::int64_t underflow = 0, rounded = 0;  // gradient tensors, recorded steps
+};
+
+bool is_gradient(const std::string& kind) { return kind == "weight_grad" || kind == "bias_grad" || kind == "activation_grad"; }
+
+}  // namespace
+
+TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* writer, const TrainOptions& options) {
+  const auto make = options.make_lane ? options.make_lane
+                                      : [](const LaneSpec& s, const ModelConfig& m, const InitialWeights& w) {
+                                          return make_lane(s.lane, m, w);
+                                        };
+  std::vector<LaneState> lanes;
+  for (const LaneSpec& s : e.lanes) {
+    LaneState st;
+    st.lane = make(s, e.model, p.init);
+    st.summary.name = s.lane.name;
+    st.summary.recipe = s.lane.recipe.name;
+    st.summary.backend = s.backend;
+    st.summary.reference = s.reference;
+    lanes.push_back(std::move(st));
+  }
+  const int reference = e.reference;
+
+  if (writer) {
+    const nlohmann::json resolved = resolved_json(e);
+    for (std::size_t i = 0; i < lanes.size(); ++i) {
+      LaneState& st = lanes[i];
+      analysis::LaneRow row;
+      row.name = st.summary.name;
+      row.recipe = st.summary.recipe;
+      row.backend = st.summary.backend;
+      row.mma = std::string(to_string(e.lanes[i].lane.recipe.mma));
+      row.is_reference = st.summary.reference;
+      row.config_json = resolved["lanes"][i].dump();
+      st.db_id = writer->add_lane(row);
+      for (const TensorInfo& t : st.lane->tensors()) {
+        analysis::TensorRow tr;
+        tr.lane_id = st.db_id;
+        tr.layer = t.layer;
+        tr.name = t.name;
+        tr.kind = t.kind;
+        tr.format = t.format;
+        const std::int64_t width = e.model.widths[static_cast<std::size_t>(t.layer)];
+        tr.elements = t.elements > 0 ? t.elements : e.batch_size * width;
+        st.tensor_ids.push_back(writer->add_tensor(tr));
+      }
+    }
+    writer->commit();
+  }
+
+  const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = options.threads > 0 ? options.threads : std::min(static_cast<int>(lanes.size()), hardware);
+  WorkerPool pool(threads > 1 ? threads : 0);
+  Batcher batcher(p.data, e.batch_size, e.seed);
+  const Batch everything = p.data.all();
+
+  TrainResult result;
+  auto last_commit = std::chrono::steady_clock::now();
+  std::int64_t steps_since_commit = 0;
+  for (std::int64_t step = 0; step < e.steps; ++step) {
+    if (options.stop && options.stop->load()) {
+      result.interrupted = true;
+      break;
+    }
+    const Batch batch = batcher.batch(step);
+    const double lr = learning_rate(e.optimizer, step, e.steps);
+    const bool record = step % e.record.every == 0 || step + 1 == e.steps;
+
+    std::vector<std::function<void()>> jobs;
+    for (LaneState& st : lanes) {
+      if (!st.active) continue;
+      jobs.push_back([&st, &batch, &everything, lr, record, classification = p.data.classification()] {
+        st.last = st.lane->step(batch, lr, record);
+        st.evaluation.reset();
+        if (record && classification && !st.last.weights_nonfinite) st.evaluation = st.lane->evaluate(everything);
+      });
+    }
+    pool.run(std::move(jobs));
+
+    // Measure every lane against the reference (when it is still running).
+    const bool have_reference = reference >= 0 && lanes[static_cast<std::size_t>(reference)].active;
+    std::vector<std::vector<double>> ref_w, ref_g;
+    double ref_loss = 0;
+    if (have_reference) {
+      const LaneState& r = lanes[static_cast<std::size_t>(reference)];
+      ref_w = r.lane->weights();
+      ref_g = r.lane->gradients();
+      ref_loss = r.last.loss;
+    }
+    for (std::size_t i = 0; i < lanes.size(); ++i) {
+      LaneState& st = lanes[i];
+      if (!st.active) continue;
+      const StepResult& r = st.last;
+      LaneSummary& s = st.summary;
+      s.steps_run = step + 1;
+      s.final_loss = r.loss;
+      s.skipped_steps += r.skipped ? 1 : 0;
+      if (st.evaluation) s.accuracy = st.evaluation->accuracy;
+
+      analysis::StepRow row;
+      row.lane_id = st.db_id;
+      row.step = step;
+      row.loss = r.loss;
+      row.loss_scale = r.loss_scale;
+      row.found_inf = r.found_inf;
+      row.skipped = r.skipped;
+      row.lr = lr;
+      row.grad_norm = r.grad_norm;
+      if (st.evaluation) row.accuracy = st.evaluation->accuracy;
+      std::vector<std::vector<double>> w, g;
+      const bool compare = have_reference && static_cast<int>(i) != reference;
+      if (compare) {
+        row.loss_delta = std::fabs(r.loss - ref_loss);
+        const double relative = *row.loss_delta / std::max(std::fabs(ref_loss), 1e-30);
+        s.max_loss_delta = std::max(s.max_loss_delta.value_or(0.0), std::isfinite(relative) ? relative : INFINITY);
+        w = st.lane->weights();
+        std::vector<double> all, all_ref;
+        for (std::size_t k = 0; k < w.size(); ++k) {
+          all.insert(all.end(), w[k].begin(), w[k].end());
+          all_ref.insert(all_ref.end(), ref_w[k].begin(), ref_w[k].end());
+        }
+        row.weight_distance = analysis::relative_distance(all, all_ref);
+        s.final_weight_distance = row.weight_distance;
+        if (!s.first_divergence_step && !(relative <= e.record.divergence_threshold)) {
+          s.first_divergence_step = step;
+          if (writer)
+            writer->add_event({st.db_id, step, "divergence", "", relative,
+                               "loss differs from the reference by " + std::to_string(relative * 100) + "%"});
+        }
+      }
+      if (writer) {
+        writer->add_step(row);
+        if (record) {
+          if (compare) g = st.lane->gradients();
+          for (std::size_t k = 0; k < r.lost_updates.size(); ++k) {
+            analysis::LayerStatRow ls;
+            ls.lane_id = st.db_id;
+            ls.step = step;
+            ls.layer = static_cast<int>(k) + 1;
+            ls.lost_updates = r.lost_updates[k];
+            if (compare) {
+              ls.weight_distance = analysis::relative_distance(w[k], ref_w[k]);
+              ls.grad_cosine = analysis::cosine(g[k], ref_g[k]);
+            }
+            writer->add_layer_stats(ls);
+          }
+        }
+        for (const TensorRecord& t : r.tensors) {
+          analysis::TensorStatRow ts;
+          ts.tensor_id = st.tensor_ids[t.index];
+          ts.step = step;
+          ts.histogram = t.histogram;
+          if (t.effects) {
+            ts.rounded = t.effects->elements;
+            ts.underflow = t.effects->underflow;
+            ts.subnormal = t.effects->subnormal;
+            ts.overflow = t.effects->overflow;
+          }
+          writer->add_tensor_stats(ts);
+        }
+      }
+      for (const TensorRecord& t : r.tensors)
+        if (t.effects && is_gradient(st.lane->tensors()[t.index].kind)) {
+          st.underflow += t.effects->underflow;
+          st.rounded += t.effects->elements;
+        }
+      if (writer) {
+        if (r.found_inf) writer->add_event({st.db_id, step, "overflow", r.first_nonfinite, std::nullopt, "gradients hold inf/NaN"});
+        if (r.skipped) writer->add_event({st.db_id, step, "skip", "", r.loss_scale, "optimizer step skipped"});
+        if (r.scale_backed_off) writer->add_event({st.db_id, step, "scale_backoff", "", r.scale_after, "loss scale backed off"});
+        if (r.scale_grew) writer->add_event({st.db_id, step, "scale_growth", "", r.scale_after, "loss scale grew"});
+      }
+      if (!r.first_nonfinite.empty() && s.first_nonfinite.empty()) {
+        s.first_nonfinite = r.first_nonfinite;
+        s.first_nonfinite_step = step;
+        if (writer) writer->add_event({st.db_id, step, "nonfinite", r.first_nonfinite, std::nullopt, "first tensor holding inf/NaN"});
+      }
+      if (r.weights_nonfinite) {
+        st.active = false;
+        s.diverged_step = step;
+        if (writer) writer->add_event({st.db_id, step, "diverged", r.first_nonfinite, std::nullopt, "NaN/inf reached the weights: the lane stops"});
+      }
+    }
+    result.steps_done = step + 1;
+    ++steps_since_commit;
+    const auto now = std::chrono::steady_clock::now();
+    if (writer && (steps_since_commit >= options.commit_every_steps ||
+                   std::chrono::duration<double>(now - last_commit).count() >= options.commit_every_seconds)) {
+      writer->set_meta("steps_done", std::to_string(result.steps_done));
+      writer->commit();
+      steps_since_commit = 0;
+      last_commit = now;
+    }
+    if (options.progress) options.progress(result.steps_done, e.steps);
+    if (std::none_of(lanes.begin(), lanes.end(), [](const LaneState& l) { return l.active; })) break;
+  }
+
+  for (LaneState& st : lanes) {
+    LaneSummary& s = st.summary;
+    if (st.rounded > 0) s.gradient_underflow_share = static_cast<double>(st.underflow) / static_cast<double>(st.rounded);
+    s.verdict = s.diverged_step ? "diverged" : (s.first_divergence_step ? "degraded" : "ok");
+    if (writer) {
+      analysis::LaneRow row;
+      row.id = st.db_id;
+      row.verdict = s.verdict;
+      row.diverged_step = s.diverged_step;
+      row.first_divergence_step = s.first_divergence_step;
+      row.first_nonfinite = s.first_nonfinite;
+      row.first_nonfinite_step = s.first_nonfinite_step;
+      writer->update_lane(row);
+    }
+    result.lanes.push_back(s);
+  }
+  if (writer) {
+    writer->set_meta("steps_done", std::to_string(result.steps_done));
+    writer->finish(result.interrupted ? "interrupted" : "finished");
+  }
+  return result;
+}
+
+}  // namespace mpscope::sim
