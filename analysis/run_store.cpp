@@ -3,6 +3,10 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <ctime>
 
 namespace mpscope::analysis {
@@ -26,8 +30,7 @@ CREATE TABLE tensors (
   id INTEGER PRIMARY KEY, lane_id INTEGER NOT NULL, layer INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
   format TEXT NOT NULL, elements INTEGER NOT NULL, UNIQUE (lane_id, name));
 CREATE TABLE tensor_stats (
-  tensor_id INTEGER NOT NULL, step INTEGER NOT NULL, histogram BLOB NOT NULL, rounded INTEGER, underflow INTEGER,
-  subnormal INTEGER, overflow INTEGER, PRIMARY KEY (tensor_id, step)) WITHOUT ROWID;
+  lane_id INTEGER NOT NULL, step INTEGER NOT NULL, stats BLOB NOT NULL, PRIMARY KEY (lane_id, step)) WITHOUT ROWID;
 CREATE TABLE layer_stats (
   lane_id INTEGER NOT NULL, step INTEGER NOT NULL, layer INTEGER NOT NULL, weight_distance REAL, grad_cosine REAL,
   lost_updates REAL, PRIMARY KEY (lane_id, step, layer)) WITHOUT ROWID;
@@ -116,7 +119,81 @@ class Statement {
   sqlite3_stmt* st_ = nullptr;
 };
 
+void put_varint(std::vector<std::uint8_t>& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<std::uint8_t>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<std::uint8_t>(v));
+}
+
+std::uint64_t get_varint(const std::vector<std::uint8_t>& blob, std::size_t& at) {
+  std::uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (at >= blob.size()) throw RunStoreError("tensor statistics blob is truncated");
+    const std::uint8_t byte = blob[at++];
+    v |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
+    if ((byte & 0x80) == 0) return v;
+  }
+  throw RunStoreError("tensor statistics blob has an overlong number");
+}
+
+// One lane-step's tensor statistics: version 1, count, then per tensor: tensor id, a flag (1: rounding counts
+// follow), [rounded, underflow, subnormal, overflow], histogram length, histogram (Log2Histogram::encode).
+std::vector<std::uint8_t> encode_stats(const std::vector<TensorStatRow>& rows) {
+  std::vector<std::uint8_t> out;
+  out.push_back(1);
+  put_varint(out, rows.size());
+  for (const auto& r : rows) {
+    put_varint(out, static_cast<std::uint64_t>(r.tensor_id));
+    const bool counted = r.rounded.has_value();
+    out.push_back(counted ? 1 : 0);
+    if (counted)
+      for (const auto& v : {r.rounded, r.underflow, r.subnormal, r.overflow}) put_varint(out, static_cast<std::uint64_t>(v.value_or(0)));
+    const std::vector<std::uint8_t> h = r.histogram.encode();
+    put_varint(out, h.size());
+    out.insert(out.end(), h.begin(), h.end());
+  }
+  return out;
+}
+
+std::vector<TensorStatRow> decode_stats(const std::vector<std::uint8_t>& blob, std::int64_t step) {
+  if (blob.empty() || blob[0] != 1) throw RunStoreError("tensor statistics blob: unknown version");
+  std::size_t at = 1;
+  const std::uint64_t n = get_varint(blob, at);
+  std::vector<TensorStatRow> rows;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    TensorStatRow r;
+    r.step = step;
+    r.tensor_id = static_cast<std::int64_t>(get_varint(blob, at));
+    if (at >= blob.size()) throw RunStoreError("tensor statistics blob is truncated");
+    if (blob[at++] == 1) {
+      r.rounded = static_cast<std::int64_t>(get_varint(blob, at));
+      r.underflow = static_cast<std::int64_t>(get_varint(blob, at));
+      r.subnormal = static_cast<std::int64_t>(get_varint(blob, at));
+      r.overflow = static_cast<std::int64_t>(get_varint(blob, at));
+    }
+    const std::uint64_t len = get_varint(blob, at);
+    if (at + len > blob.size()) throw RunStoreError("tensor statistics blob is truncated");
+    r.histogram = Log2Histogram::decode(std::span<const std::uint8_t>(blob.data() + at, len));
+    at += len;
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
 }  // namespace
+
+// The writer thread's work list; a bounded queue, so that a slow disk slows training down rather than memory up.
+struct RunWriter::Queue {
+  std::mutex mutex;
+  std::condition_variable changed;
+  std::deque<std::function<void()>> ops;
+  bool busy = false, closing = false;
+  std::exception_ptr error;
+  std::thread thread;
+  static constexpr std::size_t limit = 20000;
+};
 
 struct RunWriter::Statements {
   explicit Statements(sqlite3* db)
@@ -125,7 +202,7 @@ struct RunWriter::Statements {
                         "first_nonfinite_step=? WHERE id=?"),
         tensor(db, "INSERT INTO tensors (lane_id, layer, name, kind, format, elements) VALUES (?,?,?,?,?,?)"),
         step(db, "INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
-        tensor_stat(db, "INSERT INTO tensor_stats VALUES (?,?,?,?,?,?,?)"),
+        tensor_stat(db, "INSERT INTO tensor_stats VALUES (?,?,?)"),
         layer_stat(db, "INSERT INTO layer_stats VALUES (?,?,?,?,?,?)"),
         event(db, "INSERT INTO events (lane_id, step, kind, tensor, value, message) VALUES (?,?,?,?,?,?)"),
         meta(db, "INSERT OR REPLACE INTO meta VALUES (?,?)") {}
@@ -158,7 +235,44 @@ RunWriter::RunWriter(const std::filesystem::path& path, const RunHeader& header)
   set_meta("steps_planned", std::to_string(header.steps_planned));
   set_meta("steps_done", "0");
   set_meta("status", "running");
-  commit();
+  exec(db_, "COMMIT");
+  exec(db_, "BEGIN");
+  queue_ = std::make_unique<Queue>();
+  queue_->thread = std::thread([q = queue_.get()] {
+    std::unique_lock lock(q->mutex);
+    for (;;) {
+      q->changed.wait(lock, [q] { return q->closing || !q->ops.empty(); });
+      if (q->ops.empty()) return;  // closing and drained
+      auto op = std::move(q->ops.front());
+      q->ops.pop_front();
+      q->busy = true;
+      lock.unlock();
+      try {
+        if (!q->error) op();
+      } catch (...) {
+        lock.lock();
+        if (!q->error) q->error = std::current_exception();
+        lock.unlock();
+      }
+      lock.lock();
+      q->busy = false;
+      q->changed.notify_all();
+    }
+  });
+}
+
+void RunWriter::post(std::function<void()> op) {
+  std::unique_lock lock(queue_->mutex);
+  queue_->changed.wait(lock, [this] { return queue_->ops.size() < Queue::limit; });
+  if (queue_->error) std::rethrow_exception(queue_->error);
+  queue_->ops.push_back(std::move(op));
+  queue_->changed.notify_all();
+}
+
+void RunWriter::wait_idle() {
+  std::unique_lock lock(queue_->mutex);
+  queue_->changed.wait(lock, [this] { return queue_->ops.empty() && !queue_->busy; });
+  if (queue_->error) std::rethrow_exception(queue_->error);
 }
 
 RunWriter::~RunWriter() {
@@ -167,50 +281,86 @@ RunWriter::~RunWriter() {
     if (!finished_) finish("interrupted");
   } catch (...) {
   }
+  if (queue_ && queue_->thread.joinable()) {
+    {
+      std::lock_guard lock(queue_->mutex);
+      queue_->closing = true;
+    }
+    queue_->changed.notify_all();
+    queue_->thread.join();
+  }
   st_.reset();
   sqlite3_close(db_);
 }
 
+// Ids are needed at once: these wait for the writer thread.
 std::int64_t RunWriter::add_lane(const LaneRow& l) {
-  st_->lane.bind(1, l.name).bind(2, l.recipe).bind(3, l.backend).bind(4, l.mma).bind(5, l.is_reference).bind(6, l.config_json).run();
-  return sqlite3_last_insert_rowid(db_);
-}
-
-void RunWriter::update_lane(const LaneRow& l) {
-  st_->lane_update.bind(1, l.verdict).bind(2, l.diverged_step).bind(3, l.first_divergence_step)
-      .bind(4, l.first_nonfinite).bind(5, l.first_nonfinite_step).bind(6, l.id).run();
+  std::int64_t id = 0;
+  post([this, l, &id] {
+    st_->lane.bind(1, l.name).bind(2, l.recipe).bind(3, l.backend).bind(4, l.mma).bind(5, l.is_reference).bind(6, l.config_json).run();
+    id = sqlite3_last_insert_rowid(db_);
+  });
+  wait_idle();
+  return id;
 }
 
 std::int64_t RunWriter::add_tensor(const TensorRow& t) {
-  st_->tensor.bind(1, t.lane_id).bind(2, t.layer).bind(3, t.name).bind(4, t.kind).bind(5, t.format).bind(6, t.elements).run();
-  return sqlite3_last_insert_rowid(db_);
+  std::int64_t id = 0;
+  post([this, t, &id] {
+    st_->tensor.bind(1, t.lane_id).bind(2, t.layer).bind(3, t.name).bind(4, t.kind).bind(5, t.format).bind(6, t.elements).run();
+    id = sqlite3_last_insert_rowid(db_);
+  });
+  wait_idle();
+  return id;
+}
+
+void RunWriter::update_lane(const LaneRow& l) {
+  post([this, l] {
+    st_->lane_update.bind(1, l.verdict).bind(2, l.diverged_step).bind(3, l.first_divergence_step)
+        .bind(4, l.first_nonfinite).bind(5, l.first_nonfinite_step).bind(6, l.id).run();
+  });
 }
 
 void RunWriter::add_step(const StepRow& r) {
-  st_->step.bind(1, r.lane_id).bind(2, r.step).bind(3, r.loss).bind(4, r.loss_scale).bind(5, r.found_inf)
-      .bind(6, r.skipped).bind(7, r.lr).bind(8, r.grad_norm).bind(9, r.accuracy).bind(10, r.loss_delta)
-      .bind(11, r.weight_distance).run();
+  post([this, r] {
+    st_->step.bind(1, r.lane_id).bind(2, r.step).bind(3, r.loss).bind(4, r.loss_scale).bind(5, r.found_inf)
+        .bind(6, r.skipped).bind(7, r.lr).bind(8, r.grad_norm).bind(9, r.accuracy).bind(10, r.loss_delta)
+        .bind(11, r.weight_distance).run();
+  });
 }
 
-void RunWriter::add_tensor_stats(const TensorStatRow& r) {
-  st_->tensor_stat.bind(1, r.tensor_id).bind(2, r.step).bind(3, r.histogram.encode()).bind(4, r.rounded)
-      .bind(5, r.underflow).bind(6, r.subnormal).bind(7, r.overflow).run();
+void RunWriter::add_tensor_stats(std::int64_t lane_id, std::int64_t step, std::vector<TensorStatRow> rows) {
+  post([this, lane_id, step, rows = std::move(rows)] {
+    st_->tensor_stat.bind(1, lane_id).bind(2, step).bind(3, encode_stats(rows)).run();
+  });
 }
 
 void RunWriter::add_layer_stats(const LayerStatRow& r) {
-  st_->layer_stat.bind(1, r.lane_id).bind(2, r.step).bind(3, r.layer).bind(4, r.weight_distance)
-      .bind(5, r.grad_cosine).bind(6, r.lost_updates).run();
+  post([this, r] {
+    st_->layer_stat.bind(1, r.lane_id).bind(2, r.step).bind(3, r.layer).bind(4, r.weight_distance)
+        .bind(5, r.grad_cosine).bind(6, r.lost_updates).run();
+  });
 }
 
 void RunWriter::add_event(const EventRow& r) {
-  st_->event.bind(1, r.lane_id).bind(2, r.step).bind(3, r.kind).bind(4, r.tensor).bind(5, r.value).bind(6, r.message).run();
+  post([this, r] {
+    st_->event.bind(1, r.lane_id).bind(2, r.step).bind(3, r.kind).bind(4, r.tensor).bind(5, r.value).bind(6, r.message).run();
+  });
 }
 
-void RunWriter::set_meta(const std::string& key, const std::string& value) { st_->meta.bind(1, key).bind(2, value).run(); }
+void RunWriter::set_meta(const std::string& key, const std::string& value) {
+  if (!queue_) {  // (during construction)
+    st_->meta.bind(1, key).bind(2, value).run();
+    return;
+  }
+  post([this, key, value] { st_->meta.bind(1, key).bind(2, value).run(); });
+}
 
 void RunWriter::commit() {
-  exec(db_, "COMMIT");
-  exec(db_, "BEGIN");
+  post([this] {
+    exec(db_, "COMMIT");
+    exec(db_, "BEGIN");
+  });
 }
 
 void RunWriter::finish(const std::string& status, const std::string& error) {
@@ -219,10 +369,13 @@ void RunWriter::finish(const std::string& status, const std::string& error) {
   set_meta("status", status);
   set_meta("finished", now_utc());
   if (!error.empty()) set_meta("error", error);
-  exec(db_, "COMMIT");
-  // Fold the WAL into the database so that the finished file stands alone; a reader keeping it open would block
-  // the switch back, which is harmless (the file is still complete, with its -wal beside it).
-  sqlite3_exec(db_, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;", nullptr, nullptr, nullptr);
+  post([this] {
+    exec(db_, "COMMIT");
+    // Fold the WAL into the database so that the finished file stands alone; a reader keeping it open would block
+    // the switch back, which is harmless (the file is still complete, with its -wal beside it).
+    sqlite3_exec(db_, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;", nullptr, nullptr, nullptr);
+  });
+  wait_idle();
 }
 
 RunReader::RunReader(const std::filesystem::path& path) {
@@ -342,35 +495,32 @@ std::vector<TensorRow> RunReader::tensors(std::optional<std::int64_t> lane_id) c
   return out;
 }
 
-namespace {
-TensorStatRow read_tensor_stat(const Statement& q) {
-  TensorStatRow r;
-  r.tensor_id = q.integer(0);
-  r.step = q.integer(1);
-  r.histogram = Log2Histogram::decode(q.blob(2));
-  r.rounded = q.opt_integer(3);
-  r.underflow = q.opt_integer(4);
-  r.subnormal = q.opt_integer(5);
-  r.overflow = q.opt_integer(6);
-  return r;
+std::vector<TensorStatRow> RunReader::lane_tensor_stats(std::int64_t lane_id, std::int64_t after_step) const {
+  std::vector<TensorStatRow> out;
+  Statement q(db_, "SELECT step, stats FROM tensor_stats WHERE lane_id=? AND step>? ORDER BY step");
+  q.bind(1, lane_id).bind(2, after_step);
+  while (q.next()) {
+    auto rows = decode_stats(q.blob(1), q.integer(0));
+    out.insert(out.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+  }
+  return out;
 }
-}  // namespace
 
 std::vector<TensorStatRow> RunReader::tensor_stats(std::int64_t tensor_id, std::int64_t after_step) const {
+  Statement lane(db_, "SELECT lane_id FROM tensors WHERE id=?");
+  lane.bind(1, tensor_id);
+  if (!lane.next()) return {};
   std::vector<TensorStatRow> out;
-  Statement q(db_, "SELECT * FROM tensor_stats WHERE tensor_id=? AND step>? ORDER BY step");
-  q.bind(1, tensor_id).bind(2, after_step);
-  while (q.next()) out.push_back(read_tensor_stat(q));
+  for (auto& r : lane_tensor_stats(lane.integer(0), after_step))
+    if (r.tensor_id == tensor_id) out.push_back(std::move(r));
   return out;
 }
 
 std::vector<TensorStatRow> RunReader::tensor_stats_at(std::int64_t lane_id, std::int64_t step) const {
-  std::vector<TensorStatRow> out;
-  Statement q(db_, "SELECT s.* FROM tensor_stats s JOIN tensors t ON t.id = s.tensor_id "
-                   "WHERE t.lane_id=? AND s.step=? ORDER BY s.tensor_id");
+  Statement q(db_, "SELECT stats FROM tensor_stats WHERE lane_id=? AND step=?");
   q.bind(1, lane_id).bind(2, step);
-  while (q.next()) out.push_back(read_tensor_stat(q));
-  return out;
+  if (!q.next()) return {};
+  return decode_stats(q.blob(0), step);
 }
 
 std::vector<LayerStatRow> RunReader::layer_stats(std::int64_t lane_id, std::int64_t after_step) const {

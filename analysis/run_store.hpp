@@ -1,10 +1,12 @@
 // Run files (*.mpscope): one SQLite database per run, schema in docs/run-format.md. The writer commits in batches
 // in WAL mode, so a killed run leaves every committed step readable, and a reader (the GUI, `mpscope info`) can
-// follow a run while another process writes it.
+// follow a run while another process writes it. Writing happens on a background thread, so that training does not
+// wait for SQLite; the per-tensor statistics of one lane and step are one row (a compact blob).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -57,7 +59,7 @@ struct TensorRow {
 };
 
 struct TensorStatRow {
-  std::int64_t tensor_id = 0, step = 0;
+  std::int64_t tensor_id = 0, step = 0;  // (step: filled in by the reader)
   Log2Histogram histogram;
   // Where the lane rounds this tensor to a narrower format (summed over its rounding points):
   std::optional<std::int64_t> rounded, underflow, subnormal, overflow;
@@ -99,19 +101,24 @@ class RunWriter {
   void update_lane(const LaneRow& lane);
   std::int64_t add_tensor(const TensorRow& tensor);
   void add_step(const StepRow& row);
-  void add_tensor_stats(const TensorStatRow& row);
+  // Every recorded tensor of one lane at one step.
+  void add_tensor_stats(std::int64_t lane_id, std::int64_t step, std::vector<TensorStatRow> rows);
   void add_layer_stats(const LayerStatRow& row);
   void add_event(const EventRow& row);
   void set_meta(const std::string& key, const std::string& value);
 
   void commit();  // ends the current batch: everything so far becomes visible and survives a crash
-  // Final status ("finished", "failed"); checkpoints the WAL into the file and removes it.
+  // Final status ("finished", "failed"); waits for every pending write, checkpoints the WAL into the file.
   void finish(const std::string& status, const std::string& error = "");
 
  private:
   struct Statements;
+  struct Queue;
+  void post(std::function<void()> op);  // runs on the writer thread, in order
+  void wait_idle();                     // until everything posted ran; rethrows a failure
   sqlite3* db_ = nullptr;
   std::unique_ptr<Statements> st_;
+  std::unique_ptr<Queue> queue_;
   bool finished_ = false;
 };
 
@@ -135,6 +142,8 @@ class RunReader {
   std::vector<TensorRow> tensors(std::optional<std::int64_t> lane_id = {}) const;
   std::vector<TensorStatRow> tensor_stats(std::int64_t tensor_id, std::int64_t after_step = -1) const;
   std::vector<TensorStatRow> tensor_stats_at(std::int64_t lane_id, std::int64_t step) const;
+  // Every recorded tensor of a lane, for the steps after after_step, in step order.
+  std::vector<TensorStatRow> lane_tensor_stats(std::int64_t lane_id, std::int64_t after_step = -1) const;
   std::vector<LayerStatRow> layer_stats(std::int64_t lane_id, std::int64_t after_step = -1) const;
   std::vector<EventRow> events(std::optional<std::int64_t> lane_id = {}) const;
   std::int64_t last_step(std::int64_t lane_id) const;  // -1 when none

@@ -267,6 +267,8 @@ Experiment parse_experiment(const json& j, const std::filesystem::path& base_dir
     JsonObject r = o.object("record");
     e.record.every = r.integer("every", 1);
     if (e.record.every <= 0) r.fail("every", "must be positive");
+    e.record.accuracy_every = r.integer("accuracy_every", e.record.every);
+    if (e.record.accuracy_every <= 0) r.fail("accuracy_every", "must be positive");
     e.record.divergence_threshold = r.number("divergence_threshold", 0.05);
     if (e.record.divergence_threshold <= 0) r.fail("divergence_threshold", "must be positive");
     r.finish();
@@ -364,7 +366,8 @@ json resolved_json(const Experiment& e) {
     if (l.recipe.delayed_scaling) lane["fp8"] = {{"history", l.fp8_history}, {"margin", l.fp8_margin}};
     j["lanes"].push_back(lane);
   }
-  j["record"] = {{"every", e.record.every}, {"divergence_threshold", e.record.divergence_threshold}};
+  j["record"] = {{"every", e.record.every}, {"accuracy_every", e.record.accuracy_every},
+                 {"divergence_threshold", e.record.divergence_threshold}};
   return j;
 }
 

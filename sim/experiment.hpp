@@ -39,7 +39,8 @@ struct LaneSpec {
 };
 
 struct RecordConfig {
-  std::int64_t every = 1;               // accuracy and per-tensor statistics every N steps (and the last step)
+  std::int64_t every = 1;               // per-tensor statistics every N steps (and the last step)
+  std::int64_t accuracy_every = 1;      // accuracy on the whole dataset every N steps (and the last); default: every
   double divergence_threshold = 0.05;   // |loss - reference| / |reference| that counts as diverging
 };
 

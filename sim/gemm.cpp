@@ -255,8 +255,9 @@ void gemm(Accumulation model, MatrixView a, MatrixView b, MatrixView c, std::spa
   if (static_cast<std::int64_t>(d.size()) != m * n)
     throw std::invalid_argument("gemm: D has " + std::to_string(d.size()) + " elements, expected " +
                                 std::to_string(m * n));
-  bool fp16_inputs = true;
+  bool fp16_inputs = model != Accumulation::fp32;  // (the fp32 model does not care)
   for (const auto& [name, view] : {std::pair{"A", a}, std::pair{"B", b}}) {
+    if (model == Accumulation::fp32) break;
     const std::int64_t bad = first_non_representable(view, fp16());
     fp16_inputs = fp16_inputs && bad < 0;
     if (bad >= 0 && model == Accumulation::h100)

@@ -130,12 +130,9 @@ class RoundedOps {
   // Round double results (elementwise math) once to the role's format.
   void store(Role r, std::size_t tensor, std::span<const double> in, std::span<float> out, StepLog& log) {
     const RoleFormat& rf = role(r);
-    for (std::size_t i = 0; i < in.size(); ++i) {
-      const std::uint64_t draw = rf.rounding == Rounding::stochastic ? random_.next() : 0;
-      out[i] = static_cast<float>(round(in[i], rf.format, rf.rounding, draw));
-    }
+    round_array(in, out, rf.format, rf.rounding, &random_);
     if (log.recording) {
-      log.effects[tensor] += count_rounding_effects(in, widen(out), rf.format);
+      log.effects[tensor] += count_rounding_effects(in, std::span<const float>(out), rf.format);
       log.rounded[tensor] = true;
     }
     log.check_finite<float>(tensor, out);
@@ -196,17 +193,12 @@ class RoundedOps {
   static void gemm_impl(Accumulation model, MatrixView a, MatrixView b, MatrixView c, std::span<float> d) {
     sim::gemm(model, a, b, c, d);
   }
-  std::span<const double> widen(std::span<const float> v) {
-    wide_.assign(v.begin(), v.end());
-    return wide_;
-  }
 
   Recipe recipe_;
   RandomStream random_;
   std::vector<DelayedScaling> scales_;  // per layer: gemm input, weights, gradient input
   std::vector<double> amax_;
   std::vector<float> before_;
-  std::vector<double> wide_;
 };
 
 template <typename V>

@@ -4,6 +4,8 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
+#include <type_traits>
 #include <stdexcept>
 #include <string>
 
@@ -170,6 +172,39 @@ void round_array(std::span<const double> in, std::span<double> out, const Format
   }
 }
 
+void round_array(std::span<const double> in, std::span<float> out, const Format& f, Rounding mode,
+                 RandomStream* random) {
+  if (in.size() != out.size())
+    throw std::invalid_argument("round_array: input has " + std::to_string(in.size()) + " elements, output " +
+                                std::to_string(out.size()));
+  if (!f.within_float32()) throw std::invalid_argument("round_array: " + f.name + " does not fit float32 results");
+  if (mode == Rounding::stochastic && random == nullptr)
+    throw std::invalid_argument("round_array: stochastic rounding needs a RandomStream");
+  if (f == fp32() && mode == Rounding::nearest_even) {
+    for (std::size_t i = 0; i < in.size(); ++i) out[i] = static_cast<float>(in[i]);
+    return;
+  }
+  if (f.mantissa_bits > 21 || mode == Rounding::stochastic) {
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const std::uint64_t r = mode == Rounding::stochastic ? random->next() : 0;
+      out[i] = static_cast<float>(round(in[i], f, mode, r));
+    }
+    return;
+  }
+  // Round to odd at 24 bits: the nearest float, moved toward zero when it overshot, with its last bit set when inexact.
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const double d = in[i];
+    const float nearest = static_cast<float>(d);
+    std::uint32_t bits = std::bit_cast<std::uint32_t>(nearest);
+    const double back = static_cast<double>(nearest);
+    const bool inexact = back != d && !std::isnan(d);
+    bits -= (inexact && std::fabs(back) > std::fabs(d)) ? 1u : 0u;
+    bits |= inexact ? 1u : 0u;
+    out[i] = std::bit_cast<float>(bits);
+  }
+  round_array(out, out, f, mode, random);
+}
+
 RoundingEffects& RoundingEffects::operator+=(const RoundingEffects& o) {
   elements += o.elements;
   underflow += o.underflow;
@@ -180,34 +215,28 @@ RoundingEffects& RoundingEffects::operator+=(const RoundingEffects& o) {
 }
 
 namespace {
-template <typename T>
-RoundingEffects count_effects(std::span<const T> before, std::span<const T> after, const Format& f) {
-  if (before.size() != after.size())
-    throw std::invalid_argument("count_rounding_effects: arrays differ in length");
+template <typename Before, typename After, typename Kernel>
+RoundingEffects count_with(std::span<const Before> before, std::span<const After> after, const Format& f, Kernel kernel) {
+  if (before.size() != after.size()) throw std::invalid_argument("count_rounding_effects: arrays differ in length");
   RoundingEffects e;
-  e.elements = static_cast<std::int64_t>(before.size());
-  const double min_normal = f.min_normal();
-  const double max_finite = f.max_finite();
-  for (std::size_t i = 0; i < before.size(); ++i) {
-    const double x = before[i], y = after[i];
-    const bool x_finite = std::isfinite(x);
-    e.underflow += (x != 0 && !std::isnan(x) && y == 0) ? 1 : 0;
-    e.subnormal += (y != 0 && std::fabs(y) < min_normal) ? 1 : 0;
-    e.overflow += (x_finite && !std::isfinite(y)) ? 1 : 0;
-    e.saturated += (x_finite && std::fabs(x) > max_finite && std::fabs(y) == max_finite) ? 1 : 0;
-  }
+  kernel(before.data(), after.data(), before.size(), f.min_normal(), f.max_finite(), &e);
   return e;
 }
 }  // namespace
 
 RoundingEffects count_rounding_effects(std::span<const float> before, std::span<const float> after,
                                        const Format& f) {
-  return count_effects(before, after, f);
+  return count_with(before, after, f, kernels_for(best_isa()).count_float_float);
 }
 
 RoundingEffects count_rounding_effects(std::span<const double> before, std::span<const double> after,
                                        const Format& f) {
-  return count_effects(before, after, f);
+  return count_with(before, after, f, kernels_for(best_isa()).count_double_double);
+}
+
+RoundingEffects count_rounding_effects(std::span<const double> before, std::span<const float> after,
+                                       const Format& f) {
+  return count_with(before, after, f, kernels_for(best_isa()).count_double_float);
 }
 
 }  // namespace mpscope::sim

@@ -29,6 +29,12 @@ void round_array(std::span<const float> in, std::span<float> out, const Format& 
                  RandomStream* random, Isa isa);
 void round_array(std::span<const double> in, std::span<double> out, const Format& f, Rounding mode,
                  RandomStream* random = nullptr);
+// Doubles rounded once to a format that fits float32 (Format::within_float32), results as float. For formats of at
+// most 21 mantissa bits and directed or nearest rounding it rounds to odd at float32's 24 bits first (exact for the
+// final rounding, since 24 >= p + 2; Boldo & Melquiond) and then runs the float32 kernels; otherwise the scalar
+// reference.
+void round_array(std::span<const double> in, std::span<float> out, const Format& f, Rounding mode,
+                 RandomStream* random = nullptr);
 
 // What rounding did to an array, comparing values before and after (DESIGN.md "What is recorded"):
 //  underflow: nonzero before, zero after; subnormal: a nonzero subnormal of f after;
@@ -43,5 +49,6 @@ struct RoundingEffects {
 };
 RoundingEffects count_rounding_effects(std::span<const float> before, std::span<const float> after, const Format& f);
 RoundingEffects count_rounding_effects(std::span<const double> before, std::span<const double> after, const Format& f);
+RoundingEffects count_rounding_effects(std::span<const double> before, std::span<const float> after, const Format& f);
 
 }  // namespace mpscope::sim

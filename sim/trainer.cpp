@@ -148,14 +148,15 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
     const Batch batch = batcher.batch(step);
     const double lr = learning_rate(e.optimizer, step, e.steps);
     const bool record = step % e.record.every == 0 || step + 1 == e.steps;
+    const bool evaluate = step % e.record.accuracy_every == 0 || step + 1 == e.steps;
 
     std::vector<std::function<void()>> jobs;
     for (LaneState& st : lanes) {
       if (!st.active) continue;
-      jobs.push_back([&st, &batch, &everything, lr, record, classification = p.data.classification()] {
+      jobs.push_back([&st, &batch, &everything, lr, record, evaluate, classification = p.data.classification()] {
         st.last = st.lane->step(batch, lr, record);
         st.evaluation.reset();
-        if (record && classification && !st.last.weights_nonfinite) st.evaluation = st.lane->evaluate(everything);
+        if (evaluate && classification && !st.last.weights_nonfinite) st.evaluation = st.lane->evaluate(everything);
       });
     }
     pool.run(std::move(jobs));
@@ -228,6 +229,7 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
             writer->add_layer_stats(ls);
           }
         }
+        std::vector<analysis::TensorStatRow> stats;
         for (const TensorRecord& t : r.tensors) {
           analysis::TensorStatRow ts;
           ts.tensor_id = st.tensor_ids[t.index];
@@ -239,8 +241,9 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
             ts.subnormal = t.effects->subnormal;
             ts.overflow = t.effects->overflow;
           }
-          writer->add_tensor_stats(ts);
+          stats.push_back(std::move(ts));
         }
+        if (!stats.empty()) writer->add_tensor_stats(st.db_id, step, std::move(stats));
       }
       for (const TensorRecord& t : r.tensors)
         if (t.effects && is_gradient(st.lane->tensors()[t.index].kind)) {

@@ -86,8 +86,12 @@ void run_export(const ExportOptions& o) {
   } else if (o.table == "tensors") {
     columns = {"lane", "step", "tensor", "kind", "layer", "format", "zeros", "infs", "nans", "rounded", "underflow",
                "subnormal", "overflow", "hist_lo", "hist_counts"};
-    for (const auto& t : run.tensors(only))
-      for (const auto& st : run.tensor_stats(t.id)) {
+    std::map<std::int64_t, analysis::TensorRow> tensors;
+    for (const auto& t : run.tensors(only)) tensors[t.id] = t;
+    for (const auto& [lane_id, name] : lane_name) {
+      if (only && lane_id != *only) continue;
+      for (const auto& st : run.lane_tensor_stats(lane_id)) {
+        const analysis::TensorRow& t = tensors[st.tensor_id];
         std::string counts;
         for (auto c : st.histogram.counts) counts += (counts.empty() ? "" : " ") + std::to_string(c);
         rows.push_back(json::array({lane_name[t.lane_id], st.step, t.name, t.kind, t.layer, t.format,
@@ -95,6 +99,7 @@ void run_export(const ExportOptions& o) {
                                     value(st.underflow), value(st.subnormal), value(st.overflow),
                                     st.histogram.counts.empty() ? json(nullptr) : json(st.histogram.lo), counts}));
       }
+    }
   } else if (o.table == "layers") {
     columns = {"lane", "step", "layer", "weight_distance", "grad_cosine", "lost_updates"};
     for (const auto& l : run.lanes()) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "sim/format.hpp"
+#include "sim/round_array.hpp"
 
 namespace mpscope::sim::simd {
 
@@ -27,10 +28,19 @@ struct Float32Rounding {
 using RoundKernel = void (*)(const float* in, float* out, std::size_t n, const Float32Rounding& p,
                              const std::uint64_t* random);
 
+// Counts what rounding did (sim::RoundingEffects) from the values before and after, for a format's smallest normal
+// and largest finite value.
+template <typename Before, typename After>
+using CountKernel = void (*)(const Before* before, const After* after, std::size_t n, double min_normal,
+                             double max_finite, RoundingEffects* out);
+
 struct RoundKernels {
   RoundKernel generic[5];     // any within_float32 format, indexed by Rounding
   RoundKernel fp16_nearest;   // fp16, nearest-even, subnormals kept, overflow to inf (F16C where available)
   RoundKernel bf16_nearest;   // bf16, nearest-even, subnormals kept, overflow to inf
+  CountKernel<float, float> count_float_float;
+  CountKernel<double, float> count_double_float;
+  CountKernel<double, double> count_double_double;
 };
 
 const RoundKernels& portable_kernels();

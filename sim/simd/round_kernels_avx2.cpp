@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <limits>
+#include <type_traits>
 
 #include "sim/simd/round_kernels.hpp"
 
@@ -33,7 +35,8 @@ const RoundKernels& avx2_kernels() {
   static const RoundKernels kernels = {
       {generic_table[0], generic_table[1], generic_table[2], generic_table[3], generic_table[4]},
       fp16_nearest_f16c,
-      round_bf16_nearest_bits};
+      round_bf16_nearest_bits,
+      count_effects<float, float>, count_effects<double, float>, count_effects<double, double>};
   return kernels;
 }
 

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <limits>
+#include <type_traits>
 
 #include "sim/simd/round_kernels.hpp"
 
@@ -61,7 +63,8 @@ const RoundKernels& avx512_kernels() {
   static const RoundKernels kernels = {
       {generic_table[0], generic_table[1], generic_table[2], generic_table[3], generic_table[4]},
       fp16_nearest_avx512,
-      __builtin_cpu_supports("avx512bf16") ? bf16_nearest_avx512bf16 : round_bf16_nearest_bits};
+      __builtin_cpu_supports("avx512bf16") ? bf16_nearest_avx512bf16 : round_bf16_nearest_bits,
+      count_effects<float, float>, count_effects<double, float>, count_effects<double, double>};
   return kernels;
 }
 

@@ -74,6 +74,38 @@ inline void round_bf16_nearest_bits(const float* in, float* out, std::size_t n, 
   }
 }
 
+// Branch-free counting on bit patterns (it runs at every recorded rounding point). Before may be float or double,
+// after is the same type or float.
+template <typename Before, typename After>
+void count_effects(const Before* before, const After* after, std::size_t n, double min_normal, double max_finite,
+                   RoundingEffects* out) {  using BB = std::conditional_t<sizeof(Before) == 4, std::uint32_t, std::uint64_t>;
+  using AB = std::conditional_t<sizeof(After) == 4, std::uint32_t, std::uint64_t>;
+  constexpr BB b_abs = ~(BB{1} << (sizeof(BB) * 8 - 1));
+  constexpr AB a_abs = ~(AB{1} << (sizeof(AB) * 8 - 1));
+  constexpr BB b_inf = std::bit_cast<BB>(std::numeric_limits<Before>::infinity());
+  constexpr AB a_inf = std::bit_cast<AB>(std::numeric_limits<After>::infinity());
+  // (a smallest normal below float32's range cannot be passed by a float32 result: no subnormal to count)
+  const bool min_normal_fits = static_cast<double>(static_cast<After>(min_normal)) == min_normal;
+  const AB a_min_normal = min_normal_fits ? std::bit_cast<AB>(static_cast<After>(min_normal)) : AB{0};
+  const BB b_max = std::bit_cast<BB>(static_cast<Before>(max_finite));
+  const AB a_max = std::bit_cast<AB>(static_cast<After>(max_finite));
+  std::int64_t underflow = 0, subnormal = 0, overflow = 0, saturated = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const BB x = std::bit_cast<BB>(before[i]) & b_abs;
+    const AB y = std::bit_cast<AB>(after[i]) & a_abs;
+    const bool x_finite = x < b_inf, y_finite = y < a_inf;
+    underflow += (x != 0 && x <= b_inf && y == 0) ? 1 : 0;
+    subnormal += (y != 0 && y < a_min_normal) ? 1 : 0;
+    overflow += (x_finite && !y_finite) ? 1 : 0;
+    saturated += (x_finite && x > b_max && y == a_max) ? 1 : 0;
+  }
+  out->elements = static_cast<std::int64_t>(n);
+  out->underflow = underflow;
+  out->subnormal = subnormal;
+  out->overflow = overflow;
+  out->saturated = saturated;
+}
+
 constexpr simd::RoundKernel generic_table[5] = {
     round_generic<Rounding::nearest_even>, round_generic<Rounding::toward_zero>, round_generic<Rounding::up>,
     round_generic<Rounding::down>, round_generic<Rounding::stochastic>};
