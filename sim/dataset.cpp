@@ -115,8 +115,8 @@ Dataset make_blobs(std::int64_t classes, std::int64_t points_per_class, std::int
   return d;
 }
 
-// y = sin(x) + noise for x uniform in [-pi, pi]: regression (MSE).
-Dataset make_sine(std::int64_t points, double noise, std::uint64_t seed) {
+// y = amplitude (sin(x) + noise) for x uniform in [-pi, pi]: regression (MSE).
+Dataset make_sine(std::int64_t points, double noise, double amplitude, std::uint64_t seed) {
   RandomStream r(seed, 5);
   Dataset d;
   d.x = Matrix<float>(points, 1);
@@ -124,7 +124,7 @@ Dataset make_sine(std::int64_t points, double noise, std::uint64_t seed) {
   for (std::int64_t i = 0; i < points; ++i) {
     const double x = (2 * uniform01(r) - 1) * std::numbers::pi;
     d.x(i, 0) = static_cast<float>(x);
-    d.targets(i, 0) = static_cast<float>(std::sin(x) + noise * normal(r));
+    d.targets(i, 0) = static_cast<float>(amplitude * (std::sin(x) + noise * normal(r)));
   }
   return d;
 }

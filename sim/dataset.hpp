@@ -37,7 +37,7 @@ Dataset make_circles(std::int64_t points, double noise, double factor, std::uint
 Dataset make_xor(std::int64_t points, double noise, std::uint64_t seed);
 Dataset make_blobs(std::int64_t classes, std::int64_t points_per_class, std::int64_t features, double spread,
                    std::uint64_t seed);
-Dataset make_sine(std::int64_t points, double noise, std::uint64_t seed);
+Dataset make_sine(std::int64_t points, double noise, double amplitude, std::uint64_t seed);
 
 // x_key: float32/float64 (n, features); y_key: integer labels (n) -> classification, or float targets (n) or
 // (n, outputs) -> regression; batch_index_key ("" for none): integer (steps, batch).

@@ -50,6 +50,10 @@ DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
   } else if (d.source == "sine") {
     d.points = positive("points", 600);
     d.noise = non_negative("noise", 0.05);
+    d.amplitude = o.number("amplitude", 1.0);
+  }
+  if (d.source != "npz" && d.source != "csv") {
+    d.scale = o.number("scale", 1.0);
   } else {
     const std::string p = o.text("path");
     d.path = std::filesystem::path(p).is_absolute() ? std::filesystem::path(p) : base / p;
@@ -214,6 +218,7 @@ LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_
   if (o.has("fp8")) {
     if (recipe != "fp8") o.fail("fp8", "only the fp8 recipe uses delayed scaling settings");
     JsonObject f = o.object("fp8");
+    l.recipe.delayed_scaling = f.choice("scaling", {"delayed", "none"}, "delayed") == "delayed";
     l.fp8_history = static_cast<int>(f.integer("history", 1024));
     l.fp8_margin = static_cast<int>(f.integer("margin", 0));
     if (l.fp8_history < 1) f.fail("history", "must be at least 1");
@@ -269,7 +274,7 @@ Experiment parse_experiment(const json& j, const std::filesystem::path& base_dir
     if (e.record.every <= 0) r.fail("every", "must be positive");
     e.record.accuracy_every = r.integer("accuracy_every", e.record.every);
     if (e.record.accuracy_every <= 0) r.fail("accuracy_every", "must be positive");
-    e.record.divergence_threshold = r.number("divergence_threshold", 0.05);
+    e.record.divergence_threshold = r.number("divergence_threshold", 0.1);
     if (e.record.divergence_threshold <= 0) r.fail("divergence_threshold", "must be positive");
     r.finish();
   }
@@ -319,9 +324,11 @@ json resolved_json(const Experiment& e) {
   json d{{"source", e.data.source}};
   if (e.data.source == "spiral") d.update({{"classes", e.data.classes}, {"points_per_class", e.data.points_per_class}, {"noise", e.data.noise}});
   if (e.data.source == "circles") d.update({{"points", e.data.points}, {"noise", e.data.noise}, {"factor", e.data.factor}});
-  if (e.data.source == "xor" || e.data.source == "sine") d.update({{"points", e.data.points}, {"noise", e.data.noise}});
+  if (e.data.source == "xor") d.update({{"points", e.data.points}, {"noise", e.data.noise}});
+  if (e.data.source == "sine") d.update({{"points", e.data.points}, {"noise", e.data.noise}, {"amplitude", e.data.amplitude}});
   if (e.data.source == "blobs")
     d.update({{"classes", e.data.classes}, {"points_per_class", e.data.points_per_class}, {"features", e.data.features}, {"spread", e.data.spread}});
+  if (e.data.source != "npz" && e.data.source != "csv") d["scale"] = e.data.scale;
   if (e.data.source == "npz") d.update({{"path", e.data.path.string()}, {"x", e.data.x}, {"y", e.data.y}, {"batch_index", e.data.batch_index}});
   if (e.data.source == "csv") d.update({{"path", e.data.path.string()}, {"label", e.data.label}, {"targets", e.data.targets}, {"inputs", e.data.inputs}});
   j["data"] = d;
@@ -363,7 +370,8 @@ json resolved_json(const Experiment& e) {
       lane["rounding"] = {{"weights", rounding_text(r.weights.rounding)}, {"activations", rounding_text(r.activations.rounding)},
                           {"gradients", rounding_text(r.gradients.rounding)}, {"update", rounding_text(r.update.rounding)}};
     }
-    if (l.recipe.delayed_scaling) lane["fp8"] = {{"history", l.fp8_history}, {"margin", l.fp8_margin}};
+    if (l.recipe.name == "fp8")
+      lane["fp8"] = {{"scaling", l.recipe.delayed_scaling ? "delayed" : "none"}, {"history", l.fp8_history}, {"margin", l.fp8_margin}};
     j["lanes"].push_back(lane);
   }
   j["record"] = {{"every", e.record.every}, {"accuracy_every", e.record.accuracy_every},
@@ -400,9 +408,11 @@ Prepared prepare(const Experiment& e) {
     if (d.source == "circles") p.data = make_circles(d.points, d.noise, d.factor, e.seed);
     if (d.source == "xor") p.data = make_xor(d.points, d.noise, e.seed);
     if (d.source == "blobs") p.data = make_blobs(d.classes, d.points_per_class, d.features, d.spread, e.seed);
-    if (d.source == "sine") p.data = make_sine(d.points, d.noise, e.seed);
+    if (d.source == "sine") p.data = make_sine(d.points, d.noise, d.amplitude, e.seed);
     if (d.source == "npz") p.data = load_npz_dataset(d.path, d.x, d.y, d.batch_index);
     if (d.source == "csv") p.data = load_csv_dataset(d.path, d.label, d.targets, d.inputs);
+    if (d.scale != 1.0)
+      for (float& v : p.data.x.data) v = static_cast<float>(v * d.scale);
   } catch (const DataError& err) {
     throw ConfigError(std::string("data: ") + err.what());
   } catch (const NpyError& err) {

@@ -18,7 +18,8 @@ namespace mpscope::sim {
 struct DataConfig {
   std::string source = "spiral";  // spiral, circles, xor, blobs, sine, npz, csv
   std::int64_t classes = 3, points_per_class = 300, points = 600, features = 2;
-  double noise = 0.2, factor = 0.5, spread = 1.0;
+  double noise = 0.2, factor = 0.5, spread = 1.0, amplitude = 1.0;
+  double scale = 1.0;  // synthetic sets: every input feature multiplied by it (un-normalized data)
   std::filesystem::path path;                 // npz, csv: resolved against the experiment's folder
   std::string x = "X", y = "Y", batch_index;  // npz keys ("" batch_index: shuffle)
   std::string label;                          // csv: the class column
@@ -41,7 +42,7 @@ struct LaneSpec {
 struct RecordConfig {
   std::int64_t every = 1;               // per-tensor statistics every N steps (and the last step)
   std::int64_t accuracy_every = 1;      // accuracy on the whole dataset every N steps (and the last); default: every
-  double divergence_threshold = 0.05;   // |loss - reference| / |reference| that counts as diverging
+  double divergence_threshold = 0.1;    // relative loss difference from the reference (smoothed) that counts
 };
 
 struct Experiment {

@@ -81,7 +81,14 @@ struct LaneState {
   StepResult last;
   std::optional<Evaluation> evaluation;
   std::int64_t underflow = 0, rounded = 0;  // gradient tensors, recorded steps
+  std::optional<double> smoothed_loss;       // exponential moving average, for the divergence test
 };
+
+// Per-batch losses are noisy; lanes are compared on their losses smoothed over about ten steps.
+constexpr double loss_smoothing = 0.1;
+void smooth(std::optional<double>& average, double loss) {
+  average = average ? *average + loss_smoothing * (loss - *average) : loss;
+}
 
 bool is_gradient(const std::string& kind) { return kind == "weight_grad" || kind == "bias_grad" || kind == "activation_grad"; }
 
@@ -138,6 +145,7 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
   const Batch everything = p.data.all();
 
   TrainResult result;
+  double reference_start = 0;
   auto last_commit = std::chrono::steady_clock::now();
   std::int64_t steps_since_commit = 0;
   for (std::int64_t step = 0; step < e.steps; ++step) {
@@ -171,6 +179,13 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
       ref_g = r.lane->gradients();
       ref_loss = r.last.loss;
     }
+    for (LaneState& st : lanes)
+      if (st.active) smooth(st.smoothed_loss, st.last.loss);
+    const double ref_smoothed = have_reference ? *lanes[static_cast<std::size_t>(reference)].smoothed_loss : 0.0;
+    if (have_reference && step == 0) reference_start = std::fabs(ref_smoothed);
+    // Loss differences are relative to the reference's smoothed loss, but never to less than a thousandth of its
+    // first loss: near zero, relative differences of noise would be huge.
+    const double ref_scale = std::max(std::fabs(ref_smoothed), 1e-3 * reference_start);
     for (std::size_t i = 0; i < lanes.size(); ++i) {
       LaneState& st = lanes[i];
       if (!st.active) continue;
@@ -195,8 +210,7 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
       const bool compare = have_reference && static_cast<int>(i) != reference;
       if (compare) {
         row.loss_delta = std::fabs(r.loss - ref_loss);
-        const double relative = *row.loss_delta / std::max(std::fabs(ref_loss), 1e-30);
-        s.max_loss_delta = std::max(s.max_loss_delta.value_or(0.0), std::isfinite(relative) ? relative : INFINITY);
+        s.max_loss_delta = std::max(s.max_loss_delta.value_or(0.0), std::isnan(*row.loss_delta) ? INFINITY : *row.loss_delta);
         w = st.lane->weights();
         std::vector<double> all, all_ref;
         for (std::size_t k = 0; k < w.size(); ++k) {
@@ -205,11 +219,12 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
         }
         row.weight_distance = analysis::relative_distance(all, all_ref);
         s.final_weight_distance = row.weight_distance;
-        if (!s.first_divergence_step && !(relative <= e.record.divergence_threshold)) {
+        const double smoothed_relative = std::fabs(*st.smoothed_loss - ref_smoothed) / std::max(ref_scale, 1e-300);
+        if (!s.first_divergence_step && !(smoothed_relative <= e.record.divergence_threshold)) {
           s.first_divergence_step = step;
           if (writer)
-            writer->add_event({st.db_id, step, "divergence", "", relative,
-                               "loss differs from the reference by " + std::to_string(relative * 100) + "%"});
+            writer->add_event({st.db_id, step, "divergence", "", smoothed_relative,
+                               "smoothed loss differs from the reference's by " + std::to_string(smoothed_relative * 100) + "%"});
         }
       }
       if (writer) {
@@ -284,7 +299,14 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
   for (LaneState& st : lanes) {
     LaneSummary& s = st.summary;
     if (st.rounded > 0) s.gradient_underflow_share = static_cast<double>(st.underflow) / static_cast<double>(st.rounded);
-    s.verdict = s.diverged_step ? "diverged" : (s.first_divergence_step ? "degraded" : "ok");
+    // degraded: the lane ends with a (smoothed) loss worse than the reference's by more than the threshold.
+    bool worse = false;
+    if (reference >= 0 && !s.reference && st.smoothed_loss && lanes[static_cast<std::size_t>(reference)].smoothed_loss) {
+      const double ref = *lanes[static_cast<std::size_t>(reference)].smoothed_loss;
+      const double scale = std::max(std::fabs(ref), 1e-3 * reference_start);
+      worse = !(*st.smoothed_loss - ref <= e.record.divergence_threshold * scale);
+    }
+    s.verdict = s.diverged_step ? "diverged" : (worse ? "degraded" : "ok");
     if (writer) {
       analysis::LaneRow row;
       row.id = st.db_id;

@@ -34,7 +34,7 @@ struct LaneSummary {
   std::optional<double> accuracy;         // at the last recorded step
   std::int64_t skipped_steps = 0;
   std::optional<double> gradient_underflow_share;  // underflowed / rounded, over gradient tensors (recorded steps)
-  std::optional<double> max_loss_delta;           // largest |loss - reference loss| / |reference loss|
+  std::optional<double> max_loss_delta;           // largest |loss - reference loss| (inf once the loss is NaN)
   std::optional<double> final_weight_distance;    // ||W - W_ref|| / ||W_ref|| at the end
   std::string verdict;  // ok, degraded, diverged
   std::optional<std::int64_t> diverged_step, first_divergence_step;

@@ -90,21 +90,23 @@ std::vector<std::string> split_names(const std::string& s) {
 
 void print_summary(const sim::TrainResult& r, const std::filesystem::path& out) {
   TextTable t({"lane", "recipe", "backend", "final loss", "accuracy", "skipped", "grad underflow", "max |dloss|",
-               "weight dist", "verdict"});
+               "weight dist", "off reference from", "verdict"});
   for (const auto& l : r.lanes) {
     std::string verdict = l.verdict;
     if (l.reference) verdict += " (reference)";
     if (l.diverged_step) verdict += " at step " + std::to_string(*l.diverged_step);
-    else if (l.first_divergence_step) verdict += " from step " + std::to_string(*l.first_divergence_step);
     t.add({l.name, l.recipe, l.backend, general(l.final_loss), l.accuracy ? percent(*l.accuracy) : "-",
            std::to_string(l.skipped_steps), l.gradient_underflow_share ? percent(*l.gradient_underflow_share) : "-",
-           l.max_loss_delta ? percent(*l.max_loss_delta) : "-",
-           l.final_weight_distance ? general(*l.final_weight_distance) : "-", verdict});
+           l.max_loss_delta ? general(*l.max_loss_delta) : "-",
+           l.final_weight_distance ? general(*l.final_weight_distance) : "-",
+           l.first_divergence_step ? "step " + std::to_string(*l.first_divergence_step) : "-", verdict});
   }
   t.print(std::cout);
   std::cout << "\n" << r.steps_done << " steps" << (r.interrupted ? " (interrupted)" : "") << "; run file: " << out.string()
-            << "\n(max |dloss|: largest loss difference from the reference, relative; weight dist: ||W - W_ref|| / "
-               "||W_ref|| at the end; grad underflow: share of gradient values flushed to zero where rounded)\n";
+            << "\n(max |dloss|: largest loss difference from the reference; weight dist: ||W - W_ref|| / "
+               "||W_ref|| at the end; grad underflow: share of gradient values flushed to zero where rounded; off "
+               "reference from: first step whose smoothed loss differs from the reference's by more than "
+               "record.divergence_threshold; degraded: ends that much worse)\n";
 }
 
 int run(const RunOptions& o) {
