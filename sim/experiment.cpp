@@ -135,12 +135,10 @@ OptimizerConfig parse_optimizer(JsonObject o) {
                                        : ScheduleConfig::Type::cosine;
     c.schedule.warmup_steps = s.integer("warmup_steps", 0);
     if (c.schedule.warmup_steps < 0) s.fail("warmup_steps", "must not be negative");
-    if (st == "step") {
-      c.schedule.step_size = s.integer("step_size", 100);
-      if (c.schedule.step_size <= 0) s.fail("step_size", "must be positive");
-      c.schedule.gamma = s.number("gamma", 0.1);
-    }
-    if (st == "cosine") c.schedule.min_lr = s.number("min_lr", 0.0);
+    c.schedule.step_size = s.integer("step_size", 100);  // (read for every type: used by "step")
+    if (c.schedule.step_size <= 0) s.fail("step_size", "must be positive");
+    c.schedule.gamma = s.number("gamma", 0.1);
+    c.schedule.min_lr = s.number("min_lr", 0.0);  // used by "cosine"
     s.finish();
   }
   o.finish();
@@ -188,7 +186,8 @@ LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_
   l.seed = static_cast<std::uint64_t>(o.integer("seed", static_cast<std::int64_t>(seed * 1000 + index)));
 
   if (o.has("formats")) {
-    if (recipe != "custom") o.fail("formats", "only a \"custom\" recipe takes formats (this lane's recipe is " + recipe + ")");
+    if (l.recipe.storage != Storage::float32) o.fail("formats", "the " + recipe + " recipe does not round");
+    const Recipe preset = l.recipe;
     JsonObject f = o.object("formats");
     const auto format = [&](const std::string& key, RoleFormat& role) {
       if (!f.has(key)) return;
@@ -204,8 +203,15 @@ LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_
     format("gradients", l.recipe.gradients);
     l.recipe.update.format = l.recipe.master.format;
     // Master gradients (AMP style) when the master format is not the gradient format; "pure" otherwise.
-    l.recipe.master_gradients = f.boolean("master_gradients", !(l.recipe.master.format == l.recipe.gradients.format));
+    l.recipe.master_gradients = f.boolean("master_gradients", recipe == "custom" ? !(l.recipe.master.format == l.recipe.gradients.format)
+                                                                                 : preset.master_gradients);
     f.finish();
+    // A preset may restate its own formats (a resolved experiment does), not change them.
+    const bool same = preset.master.format == l.recipe.master.format && preset.weights.format == l.recipe.weights.format &&
+                      preset.activations.format == l.recipe.activations.format &&
+                      preset.gradients.format == l.recipe.gradients.format && preset.master_gradients == l.recipe.master_gradients;
+    if (recipe != "custom" && !same)
+      o.fail("formats", "only a \"custom\" recipe takes formats (this lane's recipe is " + recipe + ")");
   }
   if (o.has("rounding")) {
     if (l.recipe.storage != Storage::float32) o.fail("rounding", "the " + recipe + " recipe does not round");
@@ -360,8 +366,8 @@ json resolved_json(const Experiment& e) {
     if (ls.type == LossScaleConfig::Type::dynamic)
       lane["loss_scale"] = {{"type", "dynamic"}, {"init_scale", ls.init_scale}, {"growth_factor", ls.growth_factor},
                             {"backoff_factor", ls.backoff_factor}, {"growth_interval", ls.growth_interval},
-                            {"hysteresis", ls.hysteresis}, {"min_scale", ls.min_scale},
-                            {"max_scale", std::isfinite(ls.max_scale) ? json(ls.max_scale) : json("inf")}};
+                            {"hysteresis", ls.hysteresis}, {"min_scale", ls.min_scale}};
+    if (ls.type == LossScaleConfig::Type::dynamic && std::isfinite(ls.max_scale)) lane["loss_scale"]["max_scale"] = ls.max_scale;
     if (l.recipe.storage == Storage::float32) {
       const Recipe& r = l.recipe;
       lane["formats"] = {{"master", r.master.format.name}, {"weights", r.weights.format.name},

@@ -33,11 +33,11 @@ LossScaler::Update LossScaler::update(bool found_inf) {
     } else if (++growth_tracker_ == config_.growth_interval) {
       growth_tracker_ = 0;
       hysteresis_tracker_ = config_.hysteresis;
-      const float grown = std::min(static_cast<float>(scale_ * config_.growth_factor),
-                                   static_cast<float>(std::min(config_.max_scale, 3.4028234663852886e38)));
-      if (std::isfinite(grown)) {
-        u.grew = grown > scale_;
-        scale_ = grown;
+      const float grown = static_cast<float>(scale_ * config_.growth_factor);
+      if (std::isfinite(grown)) {  // GradScaler keeps the scale when growing would overflow float32
+        const float clamped = std::isfinite(config_.max_scale) ? std::min(grown, static_cast<float>(config_.max_scale)) : grown;
+        u.grew = clamped > scale_;
+        scale_ = clamped;
       }
     }
   }

@@ -101,13 +101,11 @@ MPSCOPE_HD inline double tanh(double x) {
   if (is_nan(x)) return x;
   if (a > 20) return x > 0 ? 1.0 : -1.0;
   double t;
-  if (a < 0.5) {  // tanh = x - x^3/3 + ...: via e^{2a} would cancel; use (e^{2a}-1) from the series of expm1
-    double p = 1.0 / 6227020800.0, y = 2 * a;
-    constexpr double inv_fact[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-                                   1.0 / 40320.0,     1.0 / 5040.0,     1.0 / 720.0,     1.0 / 120.0,
-                                   1.0 / 24.0,        1.0 / 6.0,        0.5,             1.0};
-    for (double c : inv_fact) p = fma(p, y, c);
-    const double em1 = p * y;  // e^{2a} - 1
+  if (a < 0.5) {  // e^{2a} would cancel in (e-1): sum e^y - 1 = y (1 + y/2! + y^2/3! + ...) to y^18 for y = 2a < 1
+    const double y = 2 * a;
+    double p = 1.0;
+    for (int k = 19; k >= 2; --k) p = fma(p, y / k, 1.0);  // 1 + y/2 (1 + y/3 (1 + ... (1 + y/19)))
+    const double em1 = p * y;                             // e^{2a} - 1
     t = em1 / (em1 + 2.0);
   } else {
     const double e = exp(2 * a);

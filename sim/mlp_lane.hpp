@@ -47,6 +47,12 @@ class MlpLane final : public Lane {
       ops_.store(Role::master, tensor(k, weight), wide, L.weight.values(), setup);
       wide.assign(init.bias[static_cast<std::size_t>(k)].begin(), init.bias[static_cast<std::size_t>(k)].end());
       ops_.store(Role::master, tensor(k, bias), wide, L.bias, setup);
+      if (norm_after(k) && static_cast<std::size_t>(k) < init.norm_gamma.size()) {
+        wide.assign(init.norm_gamma[static_cast<std::size_t>(k)].begin(), init.norm_gamma[static_cast<std::size_t>(k)].end());
+        ops_.store(Role::master, tensor(k, weight), wide, L.gamma, setup);
+        wide.assign(init.norm_beta[static_cast<std::size_t>(k)].begin(), init.norm_beta[static_cast<std::size_t>(k)].end());
+        ops_.store(Role::master, tensor(k, bias), wide, L.beta, setup);
+      }
       layers_.push_back(std::move(L));
     }
     log_.catalogue = &tensors_;

@@ -34,6 +34,8 @@ struct ModelConfig {
 struct InitialWeights {
   std::vector<Matrix<double>> weight;        // [layer] (out, in)
   std::vector<std::vector<double>> bias;     // [layer] (out)
+  // LayerNorm parameters of the hidden layers (empty: gamma = 1, beta = 0, PyTorch's default).
+  std::vector<std::vector<double>> norm_gamma, norm_beta;  // [layer] (out)
 };
 
 // PyTorch's default Linear initialisation: weight and bias uniform in +-1/sqrt(in), from a seeded stream.

@@ -1,0 +1,151 @@
+// Experiment files: every error names the key path and what was expected, unknown keys get a suggestion, shapes
+// are checked before training; defaults are resolved.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "sim/experiment.hpp"
+
+using namespace mpscope::sim;
+using json = nlohmann::json;
+
+namespace {
+
+json base() {
+  return json::parse(R"({
+    "name": "t", "seed": 1, "steps": 10, "batch_size": 16,
+    "data": {"source": "spiral", "classes": 3, "points_per_class": 20, "noise": 0.2},
+    "model": {"type": "mlp", "layers": [2, 8, 3], "activation": "relu"},
+    "loss": "cross_entropy",
+    "optimizer": {"type": "sgd", "lr": 0.1},
+    "lanes": [{"name": "fp32", "recipe": "fp32", "reference": true},
+              {"name": "fp16", "recipe": "fp16-amp", "loss_scale": {"type": "dynamic"}}],
+    "record": {"every": 1}})");
+}
+
+std::string error_of(const json& j) {
+  try {
+    const Experiment e = parse_experiment(j, ".");
+    prepare(e);
+  } catch (const ConfigError& err) {
+    return err.what();
+  }
+  return "no error";
+}
+
+TEST(Experiment, ParsesAndResolvesDefaults) {
+  const Experiment e = parse_experiment(base(), ".");
+  EXPECT_EQ(e.lanes.size(), 2u);
+  EXPECT_EQ(e.reference, 0);
+  EXPECT_EQ(e.lanes[1].lane.loss_scale.type, LossScaleConfig::Type::dynamic);
+  EXPECT_EQ(e.lanes[1].lane.loss_scale.init_scale, 65536.0);
+  const json r = resolved_json(e);
+  EXPECT_EQ(r["lanes"][1]["loss_scale"]["growth_interval"], 2000);
+  EXPECT_EQ(r["lanes"][1]["formats"]["activations"], "fp16");
+  EXPECT_EQ(r["lanes"][0]["mma"], "fp32");
+  EXPECT_EQ(r["optimizer"]["momentum"], 0.0);
+  EXPECT_EQ(r["record"]["divergence_threshold"], 0.1);
+  EXPECT_EQ(r["data"]["scale"], 1.0);
+  // the resolved form parses back to the same experiment
+  const Experiment again = parse_experiment(r, ".");
+  EXPECT_EQ(resolved_json(again), r);
+}
+
+TEST(Experiment, ErrorsNameTheKeyPath) {
+  json j = base();
+  j["lanes"][1]["loss_scale"]["type"] = "dynamc";
+  EXPECT_NE(error_of(j).find("lanes[1].loss_scale.type: 'dynamc' is not one of none, static, dynamic (did you mean 'dynamic'?)"),
+            std::string::npos)
+      << error_of(j);
+  j = base();
+  j["lanes"][1]["loss_scal"] = json::object();
+  EXPECT_NE(error_of(j).find("lanes[1].loss_scal: unknown key (did you mean 'loss_scale'?)"), std::string::npos) << error_of(j);
+  j = base();
+  j["optimizer"]["lr"] = "fast";
+  EXPECT_NE(error_of(j).find("optimizer.lr: expected a number, found a string"), std::string::npos);
+  j = base();
+  j["steps"] = 2.5;
+  EXPECT_NE(error_of(j).find("steps: expected an integer"), std::string::npos);
+  j = base();
+  j.erase("lanes");
+  EXPECT_NE(error_of(j).find("lanes: is required"), std::string::npos);
+  j = base();
+  j["lanes"][1]["name"] = "fp32";
+  EXPECT_NE(error_of(j).find("lanes[1].name: 'fp32' is used by another lane"), std::string::npos);
+  j = base();
+  j["lanes"][1]["reference"] = true;
+  EXPECT_NE(error_of(j).find("already the reference"), std::string::npos);
+  j = base();
+  j["lanes"][1]["recipe"] = "fp17";
+  EXPECT_NE(error_of(j).find("lanes[1].recipe: 'fp17' is not one of"), std::string::npos);
+  j = base();
+  j["lanes"][1]["mma"] = "h100";
+  j["lanes"][1]["recipe"] = "bf16-amp";
+  EXPECT_NE(error_of(j).find("lanes[1].mma: the h100 model is measured for fp16 GEMM inputs only"), std::string::npos) << error_of(j);
+  j = base();
+  j["lanes"][1]["recipe"] = "custom";
+  j["lanes"][1]["formats"] = {{"activations", "e9m10"}};
+  EXPECT_NE(error_of(j).find("lanes[1].formats.activations: e9m10 does not fit float32 storage"), std::string::npos) << error_of(j);
+  j["lanes"][1]["formats"] = {{"activations", "fp99"}};
+  EXPECT_NE(error_of(j).find("lanes[1].formats.activations: unknown format 'fp99'"), std::string::npos) << error_of(j);
+  j = base();
+  j["lanes"][0]["formats"] = {{"weights", "fp16"}};
+  EXPECT_NE(error_of(j).find("lanes[0].formats: only a \"custom\" recipe takes formats"), std::string::npos);
+  j = base();
+  j["lanes"][1]["rounding"] = {{"update", "sideways"}};
+  EXPECT_NE(error_of(j).find("lanes[1].rounding.update: 'sideways' is not one of"), std::string::npos);
+  j = base();
+  j["model"]["layers"] = {2, 0, 3};
+  EXPECT_NE(error_of(j).find("model.layers[1]: expected a positive integer width"), std::string::npos);
+  j = base();
+  j["data"]["source"] = "npz";
+  j["data"]["path"] = "missing.npz";
+  EXPECT_NE(error_of(j).find("data.path: ./missing.npz does not exist"), std::string::npos) << error_of(j);
+  EXPECT_NE(error_of(json::array()).find("expected an object, found an array"), std::string::npos);
+}
+
+TEST(Experiment, ShapeMismatchesAreCaughtBeforeTraining) {
+  json j = base();
+  j["model"]["layers"] = {3, 8, 3};
+  EXPECT_NE(error_of(j).find("model.layers[0]: the data has 2 input features, the model takes 3"), std::string::npos);
+  j = base();
+  j["model"]["layers"] = {2, 8, 4};
+  EXPECT_NE(error_of(j).find("model.layers[2]: the model has 4 outputs, the data has 3 classes"), std::string::npos);
+  j = base();
+  j["batch_size"] = 100;
+  EXPECT_NE(error_of(j).find("batch_size: 100 is larger than the dataset (60 rows)"), std::string::npos);
+  j = base();
+  j["data"] = {{"source", "sine"}, {"points", 50}};
+  j["model"]["layers"] = {1, 8, 1};
+  EXPECT_NE(error_of(j).find("loss: cross_entropy needs class labels"), std::string::npos);
+  j["loss"] = "mse";
+  EXPECT_EQ(error_of(j), "no error");
+}
+
+TEST(Experiment, JsonSyntaxErrorsGiveLineAndColumn) {
+  const auto file = std::filesystem::temp_directory_path() / "mpscope_bad_experiment.json";
+  std::ofstream(file) << "{\n  \"name\": \"x\",\n  \"steps\": 10,,\n}\n";
+  try {
+    load_experiment(file);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("mpscope_bad_experiment.json:3:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos);
+  }
+  std::filesystem::remove(file);
+}
+
+TEST(Experiment, SelectLanes) {
+  const Experiment e = parse_experiment(base(), ".");
+  const Experiment one = select_lanes(e, {"fp16"});
+  EXPECT_EQ(one.lanes.size(), 1u);
+  EXPECT_EQ(one.reference, -1);  // the reference was left out
+  try {
+    select_lanes(e, {"fp1"});
+    FAIL();
+  } catch (const ConfigError& err) {
+    EXPECT_NE(std::string(err.what()).find("no lane 'fp1' (did you mean 'fp16'?)"), std::string::npos) << err.what();
+  }
+}
+
+}  // namespace
