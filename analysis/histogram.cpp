@@ -9,7 +9,7 @@ namespace mpscope::analysis {
 
 namespace {
 
-// Counting straight from the exponent field of the bit pattern, with four count tables so that neighbouring values
+// Counting straight from the exponent field of the bit pattern, with eight count tables so that neighbouring values
 // in the same bin do not wait on each other's increment (this runs on every recorded tensor, so it must be cheap);
 // zeros are counted on the way, the rare subnormals binned in a second look.
 template <typename T, typename Bits, int exponent_bits, int mantissa_bits>
@@ -19,13 +19,15 @@ Log2Histogram histogram_of(std::span<const T> values) {
   constexpr int lowest = 1 - bias - mantissa_bits;  // smallest subnormal's exponent
   constexpr Bits magnitude_mask = ~(Bits{1} << (exponent_bits + mantissa_bits));
   constexpr std::size_t fields = static_cast<std::size_t>(max_field) + 1;
-  std::vector<std::uint32_t> tables(4 * fields, 0);
-  std::uint32_t* t[4] = {tables.data(), tables.data() + fields, tables.data() + 2 * fields, tables.data() + 3 * fields};
+  constexpr int ways = 8;
+  std::vector<std::uint32_t> tables(ways * fields, 0);
+  std::uint32_t* t[ways];
+  for (int k = 0; k < ways; ++k) t[k] = tables.data() + static_cast<std::size_t>(k) * fields;
   std::int64_t zeros = 0;
   const std::size_t n = values.size();
   std::size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    for (int k = 0; k < 4; ++k) {
+  for (; i + ways <= n; i += ways) {
+    for (int k = 0; k < ways; ++k) {
       const Bits a = std::bit_cast<Bits>(values[i + static_cast<std::size_t>(k)]) & magnitude_mask;
       ++t[k][a >> mantissa_bits];
       zeros += a == 0 ? 1 : 0;
@@ -37,7 +39,8 @@ Log2Histogram histogram_of(std::span<const T> values) {
     zeros += a == 0 ? 1 : 0;
   }
   std::vector<std::int64_t> by_field(fields, 0);
-  for (std::size_t f = 0; f < fields; ++f) by_field[f] = std::int64_t{t[0][f]} + t[1][f] + t[2][f] + t[3][f];
+  for (std::size_t f = 0; f < fields; ++f)
+    for (int k = 0; k < ways; ++k) by_field[f] += t[k][f];
 
   Log2Histogram h;
   h.zeros = zeros;

@@ -262,14 +262,22 @@ RunWriter::RunWriter(const std::filesystem::path& path, const RunHeader& header)
 }
 
 void RunWriter::post(std::function<void()> op) {
+  pending_.push_back(std::move(op));
+  if (pending_.size() >= 256) flush();
+}
+
+void RunWriter::flush() {
+  if (pending_.empty()) return;
   std::unique_lock lock(queue_->mutex);
   queue_->changed.wait(lock, [this] { return queue_->ops.size() < Queue::limit; });
   if (queue_->error) std::rethrow_exception(queue_->error);
-  queue_->ops.push_back(std::move(op));
+  for (auto& op : pending_) queue_->ops.push_back(std::move(op));
+  pending_.clear();
   queue_->changed.notify_all();
 }
 
 void RunWriter::wait_idle() {
+  flush();
   std::unique_lock lock(queue_->mutex);
   queue_->changed.wait(lock, [this] { return queue_->ops.empty() && !queue_->busy; });
   if (queue_->error) std::rethrow_exception(queue_->error);
@@ -335,6 +343,26 @@ void RunWriter::add_tensor_stats(std::int64_t lane_id, std::int64_t step, std::v
   });
 }
 
+void RunWriter::add_tensor_samples(std::int64_t lane_id, std::int64_t step, std::vector<TensorSample> samples) {
+  post([this, lane_id, step, samples = std::move(samples)] {
+    std::vector<TensorStatRow> rows;
+    rows.reserve(samples.size());
+    for (const TensorSample& t : samples) {
+      TensorStatRow r;
+      r.tensor_id = t.tensor_id;
+      r.step = step;
+      r.histogram = t.values.empty() && !t.wide_values.empty() ? Log2Histogram::of(std::span<const double>(t.wide_values))
+                                                               : Log2Histogram::of(std::span<const float>(t.values));
+      r.rounded = t.rounded;
+      r.underflow = t.underflow;
+      r.subnormal = t.subnormal;
+      r.overflow = t.overflow;
+      rows.push_back(std::move(r));
+    }
+    st_->tensor_stat.bind(1, lane_id).bind(2, step).bind(3, encode_stats(rows)).run();
+  });
+}
+
 void RunWriter::add_layer_stats(const LayerStatRow& r) {
   post([this, r] {
     st_->layer_stat.bind(1, r.lane_id).bind(2, r.step).bind(3, r.layer).bind(4, r.weight_distance)
@@ -361,6 +389,7 @@ void RunWriter::commit() {
     exec(db_, "COMMIT");
     exec(db_, "BEGIN");
   });
+  flush();
 }
 
 void RunWriter::finish(const std::string& status, const std::string& error) {

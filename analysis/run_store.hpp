@@ -65,6 +65,14 @@ struct TensorStatRow {
   std::optional<std::int64_t> rounded, underflow, subnormal, overflow;
 };
 
+// A recorded tensor's values, for RunWriter::add_tensor_samples: the histogram is made on the writer thread.
+struct TensorSample {
+  std::int64_t tensor_id = 0;
+  std::vector<float> values;         // float32 lanes
+  std::vector<double> wide_values;   // wider lanes (used when `values` is empty)
+  std::optional<std::int64_t> rounded, underflow, subnormal, overflow;
+};
+
 struct LayerStatRow {
   std::int64_t lane_id = 0, step = 0;
   int layer = 0;
@@ -103,6 +111,8 @@ class RunWriter {
   void add_step(const StepRow& row);
   // Every recorded tensor of one lane at one step.
   void add_tensor_stats(std::int64_t lane_id, std::int64_t step, std::vector<TensorStatRow> rows);
+  // The same from the values themselves: their histograms are computed on the writer thread, off training's path.
+  void add_tensor_samples(std::int64_t lane_id, std::int64_t step, std::vector<TensorSample> samples);
   void add_layer_stats(const LayerStatRow& row);
   void add_event(const EventRow& row);
   void set_meta(const std::string& key, const std::string& value);
@@ -115,7 +125,9 @@ class RunWriter {
   struct Statements;
   struct Queue;
   void post(std::function<void()> op);  // runs on the writer thread, in order
+  void flush();                         // hands the pending operations to the writer thread
   void wait_idle();                     // until everything posted ran; rethrows a failure
+  std::vector<std::function<void()>> pending_;  // gathered here, handed over in batches (fewer wake-ups)
   sqlite3* db_ = nullptr;
   std::unique_ptr<Statements> st_;
   std::unique_ptr<Queue> queue_;

@@ -37,10 +37,18 @@ struct TensorInfo {
   std::int64_t elements = 0;
 };
 
+// A recorded tensor: a copy of its values (float32 lanes fill `values`, wide lanes `wide_values`, as double), so
+// that histograms can be made off the training thread (analysis::RunWriter does it on its writer thread).
 struct TensorRecord {
   std::size_t index = 0;  // into Lane::tensors()
-  analysis::Log2Histogram histogram;
+  std::vector<float> values;
+  std::vector<double> wide_values;
   std::optional<RoundingEffects> effects;  // summed over the points where the lane rounds this tensor
+
+  analysis::Log2Histogram histogram() const {
+    return values.empty() && !wide_values.empty() ? analysis::Log2Histogram::of(std::span<const double>(wide_values))
+                                                  : analysis::Log2Histogram::of(std::span<const float>(values));
+  }
 };
 
 struct StepResult {

@@ -117,10 +117,11 @@ class RoundedOps {
     if (is_identity(rf)) {
       if (in.data() != out.data()) std::copy(in.begin(), in.end(), out.begin());
     } else {
-      if (log.recording) before_.assign(in.begin(), in.end());
+      const bool in_place = in.data() == out.data();
+      if (log.recording && in_place) before_.assign(in.begin(), in.end());  // the values before, for the counts
       round_array(in, out, rf.format, rf.rounding, &random_);
       if (log.recording) {
-        log.effects[tensor] += count_rounding_effects(before_, out, rf.format);
+        log.effects[tensor] += count_rounding_effects(in_place ? std::span<const float>(before_) : in, out, rf.format);
         log.rounded[tensor] = true;
       }
     }
@@ -131,7 +132,8 @@ class RoundedOps {
   void store(Role r, std::size_t tensor, std::span<const double> in, std::span<float> out, StepLog& log) {
     const RoleFormat& rf = role(r);
     round_array(in, out, rf.format, rf.rounding, &random_);
-    if (log.recording) {
+    // (float32 results of double intermediates are the lane's own arithmetic, not a narrowing: not counted)
+    if (log.recording && !is_identity(rf)) {
       log.effects[tensor] += count_rounding_effects(in, std::span<const float>(out), rf.format);
       log.rounded[tensor] = true;
     }

@@ -430,36 +430,32 @@ class MlpLane final : public Lane {
     }
   }
 
-  template <typename V>
-  static analysis::Log2Histogram histogram_of(const std::vector<V>& values) {
-    if constexpr (std::is_same_v<V, float> || std::is_same_v<V, double>) {
-      return analysis::Log2Histogram::of(std::span<const V>(values));
-    } else {
-      std::vector<double> d(values.size());
-      for (std::size_t i = 0; i < values.size(); ++i) d[i] = to_double(values[i]);
-      return analysis::Log2Histogram::of(std::span<const double>(d));
-    }
-  }
-
+  // The step's tensors. Buffers that the next step rebuilds anyway (activations, gradients, the input) are moved
+  // out rather than copied; the parameters are copied.
   std::vector<TensorRecord> records() {
     std::vector<TensorRecord> out;
-    const auto add = [&](std::size_t index, const std::vector<T>& values) {
+    const auto add = [&](std::size_t index, std::vector<T>&& values) {
       TensorRecord r;
       r.index = index;
-      r.histogram = histogram_of(values);
-      if (log_.rounded[index]) r.effects = log_.effects[index];
       tensors_[index].elements = static_cast<std::int64_t>(values.size());
+      if constexpr (std::is_same_v<T, float>) {
+        r.values = std::move(values);
+      } else {
+        r.wide_values.resize(values.size());
+        for (std::size_t i = 0; i < values.size(); ++i) r.wide_values[i] = to_double(values[i]);
+      }
+      if (log_.rounded[index]) r.effects = log_.effects[index];
       out.push_back(std::move(r));
     };
-    add(input_tensor, input_.data);
+    add(input_tensor, std::move(input_.data));
     for (int k = 0; k < model_.layers(); ++k) {
-      const Layer& L = layers_[static_cast<std::size_t>(k)];
-      add(tensor(k, weight), L.weight.data);
-      add(tensor(k, bias), L.bias);
-      add(tensor(k, weight_grad), L.grad_weight.data);
-      add(tensor(k, bias_grad), L.grad_bias);
-      add(tensor(k, activation), L.out.data);
-      add(tensor(k, activation_grad), L.grad_z.data);
+      Layer& L = layers_[static_cast<std::size_t>(k)];
+      add(tensor(k, weight), std::vector<T>(L.weight.data));
+      add(tensor(k, bias), std::vector<T>(L.bias));
+      add(tensor(k, weight_grad), std::move(L.grad_weight.data));
+      add(tensor(k, bias_grad), std::move(L.grad_bias));
+      add(tensor(k, activation), std::move(L.out.data));
+      add(tensor(k, activation_grad), std::move(L.grad_z.data));
     }
     return out;
   }

@@ -189,7 +189,7 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
     for (std::size_t i = 0; i < lanes.size(); ++i) {
       LaneState& st = lanes[i];
       if (!st.active) continue;
-      const StepResult& r = st.last;
+      StepResult& r = st.last;
       LaneSummary& s = st.summary;
       s.steps_run = step + 1;
       s.final_loss = r.loss;
@@ -244,21 +244,21 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
             writer->add_layer_stats(ls);
           }
         }
-        std::vector<analysis::TensorStatRow> stats;
-        for (const TensorRecord& t : r.tensors) {
-          analysis::TensorStatRow ts;
+        std::vector<analysis::TensorSample> samples;
+        for (TensorRecord& t : r.tensors) {
+          analysis::TensorSample ts;
           ts.tensor_id = st.tensor_ids[t.index];
-          ts.step = step;
-          ts.histogram = t.histogram;
+          ts.values = std::move(t.values);
+          ts.wide_values = std::move(t.wide_values);
           if (t.effects) {
             ts.rounded = t.effects->elements;
             ts.underflow = t.effects->underflow;
             ts.subnormal = t.effects->subnormal;
             ts.overflow = t.effects->overflow;
           }
-          stats.push_back(std::move(ts));
+          samples.push_back(std::move(ts));
         }
-        if (!stats.empty()) writer->add_tensor_stats(st.db_id, step, std::move(stats));
+        if (!samples.empty()) writer->add_tensor_samples(st.db_id, step, std::move(samples));
       }
       for (const TensorRecord& t : r.tensors)
         if (t.effects && is_gradient(st.lane->tensors()[t.index].kind)) {
