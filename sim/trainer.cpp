@@ -169,14 +169,18 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
     }
     pool.run(std::move(jobs));
 
-    // Measure every lane against the reference (when it is still running).
+    // Measure every lane against the reference (when it is still running): losses every step, weights and
+    // gradients (which GPU lanes must copy to the host) at recorded steps.
     const bool have_reference = reference >= 0 && lanes[static_cast<std::size_t>(reference)].active;
+    const bool others = std::count_if(lanes.begin(), lanes.end(), [](const LaneState& l) { return l.active; }) > 1;
     std::vector<std::vector<double>> ref_w, ref_g;
     double ref_loss = 0;
     if (have_reference) {
       const LaneState& r = lanes[static_cast<std::size_t>(reference)];
-      ref_w = r.lane->weights();
-      ref_g = r.lane->gradients();
+      if (record && others) {
+        ref_w = r.lane->weights();
+        ref_g = r.lane->gradients();
+      }
       ref_loss = r.last.loss;
     }
     for (LaneState& st : lanes)
@@ -211,14 +215,16 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
       if (compare) {
         row.loss_delta = std::fabs(r.loss - ref_loss);
         s.max_loss_delta = std::max(s.max_loss_delta.value_or(0.0), std::isnan(*row.loss_delta) ? INFINITY : *row.loss_delta);
-        w = st.lane->weights();
-        std::vector<double> all, all_ref;
-        for (std::size_t k = 0; k < w.size(); ++k) {
-          all.insert(all.end(), w[k].begin(), w[k].end());
-          all_ref.insert(all_ref.end(), ref_w[k].begin(), ref_w[k].end());
+        if (record) {
+          w = st.lane->weights();
+          std::vector<double> all, all_ref;
+          for (std::size_t k = 0; k < w.size(); ++k) {
+            all.insert(all.end(), w[k].begin(), w[k].end());
+            all_ref.insert(all_ref.end(), ref_w[k].begin(), ref_w[k].end());
+          }
+          row.weight_distance = analysis::relative_distance(all, all_ref);
+          s.final_weight_distance = row.weight_distance;
         }
-        row.weight_distance = analysis::relative_distance(all, all_ref);
-        s.final_weight_distance = row.weight_distance;
         const double smoothed_relative = std::fabs(*st.smoothed_loss - ref_smoothed) / std::max(ref_scale, 1e-300);
         if (!s.first_divergence_step && !(smoothed_relative <= e.record.divergence_threshold)) {
           s.first_divergence_step = step;
