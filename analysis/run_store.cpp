@@ -351,8 +351,9 @@ void RunWriter::add_tensor_samples(std::int64_t lane_id, std::int64_t step, std:
       TensorStatRow r;
       r.tensor_id = t.tensor_id;
       r.step = step;
-      r.histogram = t.values.empty() && !t.wide_values.empty() ? Log2Histogram::of(std::span<const double>(t.wide_values))
-                                                               : Log2Histogram::of(std::span<const float>(t.values));
+      r.histogram = t.histogram                                     ? *t.histogram
+                    : t.values.empty() && !t.wide_values.empty() ? Log2Histogram::of(std::span<const double>(t.wide_values))
+                                                                 : Log2Histogram::of(std::span<const float>(t.values));
       r.rounded = t.rounded;
       r.underflow = t.underflow;
       r.subnormal = t.subnormal;

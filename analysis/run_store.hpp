@@ -70,6 +70,7 @@ struct TensorSample {
   std::int64_t tensor_id = 0;
   std::vector<float> values;         // float32 lanes
   std::vector<double> wide_values;   // wider lanes (used when `values` is empty)
+  std::optional<Log2Histogram> histogram;  // already made (then the values are not needed)
   std::optional<std::int64_t> rounded, underflow, subnormal, overflow;
 };
 

@@ -44,6 +44,8 @@ std::string where(const std::filesystem::path& p) { return p.string(); }
 
 Batch Dataset::all() const {
   Batch b;
+  b.rows.resize(static_cast<std::size_t>(size()));
+  for (std::size_t i = 0; i < b.rows.size(); ++i) b.rows[i] = static_cast<std::int64_t>(i);
   b.x = x;
   b.labels = labels;
   b.targets = targets;
@@ -424,6 +426,7 @@ Batch Batcher::batch(std::int64_t step) {
     for (std::int64_t i = 0; i < batch_size_; ++i) rows[static_cast<std::size_t>(i)] = order_[static_cast<std::size_t>(offset + i)];
   }
   Batch b;
+  b.rows = rows;
   b.x = Matrix<float>(batch_size_, data_.features());
   for (std::int64_t i = 0; i < batch_size_; ++i)
     std::copy(data_.x.row(rows[static_cast<std::size_t>(i)]), data_.x.row(rows[static_cast<std::size_t>(i)]) + data_.features(), b.x.row(i));

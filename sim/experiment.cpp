@@ -171,6 +171,19 @@ LossScaleConfig parse_loss_scale(JsonObject o) {
   return c;
 }
 
+// What GPU lanes run (gpu/gpu_lane.hpp), checked here so that the error names the key.
+void check_gpu_lane(JsonObject& o, const LaneSpec& s, const std::string& recipe) {
+  const Recipe& r = s.lane.recipe;
+  if (recipe != "fp32" && recipe != "fp16-amp" && recipe != "bf16-amp" && recipe != "fp16-pure")
+    o.fail("recipe", "the " + recipe + " recipe has no GPU lane yet (gpu lanes run fp32, fp16-amp, bf16-amp and "
+                     "fp16-pure; \"backend\": \"cpu\" runs it emulated)");
+  for (const RoleFormat* role : {&r.weights, &r.activations, &r.gradients, &r.update})
+    if (role->rounding != Rounding::nearest_even) o.fail("rounding", "gpu lanes round to nearest-even only");
+  if (s.gemm == "fast" && r.mma != Accumulation::fp32)
+    o.fail("mma", "\"h100\" models mpscope's own tensor-core kernels, which a gpu lane runs with \"gemm\": \"exact\" "
+                  "(\"fast\" runs cuBLAS)");
+}
+
 LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_t seed, std::size_t index) {
   LaneSpec s;
   LaneConfig& l = s.lane;
@@ -180,6 +193,8 @@ LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_
   l.recipe = recipe_preset(recipe);
   s.reference = o.boolean("reference", false);
   s.backend = o.choice("backend", {"cpu", "gpu"}, "cpu");
+  if (o.has("gemm") && s.backend != "gpu") o.fail("gemm", "applies to gpu lanes only (\"backend\": \"gpu\")");
+  s.gemm = o.choice("gemm", {"fast", "exact"}, "fast");
   l.recipe.mma = o.choice("mma", {"fp32", "h100"}, "fp32") == "h100" ? Accumulation::h100 : Accumulation::fp32;
   if (o.has("loss_scale")) l.loss_scale = parse_loss_scale(o.object("loss_scale"));
   l.optimizer = optimizer;
@@ -235,6 +250,7 @@ LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_
     const auto colon = problem.find(": ");
     o.fail(problem.substr(0, colon), problem.substr(colon + 2));
   }
+  if (s.backend == "gpu") check_gpu_lane(o, s, recipe);
   o.finish();
   return s;
 }
@@ -360,6 +376,7 @@ json resolved_json(const Experiment& e) {
     const LaneConfig& l = s.lane;
     json lane{{"name", l.name}, {"recipe", l.recipe.name}, {"reference", s.reference}, {"backend", s.backend},
               {"mma", std::string(to_string(l.recipe.mma))}, {"seed", l.seed}};
+    if (s.backend == "gpu") lane["gemm"] = s.gemm;
     const LossScaleConfig& ls = l.loss_scale;
     if (ls.type == LossScaleConfig::Type::none) lane["loss_scale"] = {{"type", "none"}};
     if (ls.type == LossScaleConfig::Type::fixed) lane["loss_scale"] = {{"type", "static"}, {"value", ls.value}};

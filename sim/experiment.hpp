@@ -37,6 +37,7 @@ struct LaneSpec {
   LaneConfig lane;
   bool reference = false;
   std::string backend = "cpu";  // cpu (emulated) or gpu (real CUDA arithmetic)
+  std::string gemm = "fast";    // gpu lanes: fast (cuBLAS) or exact (mpscope's kernels, bit-identical to the CPU)
 };
 
 struct RecordConfig {

@@ -43,9 +43,11 @@ struct TensorRecord {
   std::size_t index = 0;  // into Lane::tensors()
   std::vector<float> values;
   std::vector<double> wide_values;
+  std::optional<analysis::Log2Histogram> made;  // a histogram made already (GPU lanes make theirs on the device)
   std::optional<RoundingEffects> effects;  // summed over the points where the lane rounds this tensor
 
   analysis::Log2Histogram histogram() const {
+    if (made) return *made;
     return values.empty() && !wide_values.empty() ? analysis::Log2Histogram::of(std::span<const double>(wide_values))
                                                   : analysis::Log2Histogram::of(std::span<const float>(values));
   }

@@ -43,6 +43,7 @@ InitialWeights default_initial_weights(const ModelConfig& m, std::uint64_t seed)
 
 // One training batch: the rows of the dataset for this step.
 struct Batch {
+  std::vector<std::int64_t> rows;    // (batch) the dataset rows it holds (GPU lanes gather them on the device)
   Matrix<float> x;                   // (batch, features)
   std::vector<std::int64_t> labels;  // (batch) class indices (cross-entropy, or one-hot targets for MSE)
   Matrix<float> targets;             // (batch, outputs) regression targets (MSE); empty for classification

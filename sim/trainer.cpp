@@ -111,6 +111,7 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
   }
   const int reference = e.reference;
 
+  if (!writer && options.open_writer) writer = options.open_writer();
   if (writer) {
     const nlohmann::json resolved = resolved_json(e);
     for (std::size_t i = 0; i < lanes.size(); ++i) {
@@ -256,6 +257,7 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
           ts.tensor_id = st.tensor_ids[t.index];
           ts.values = std::move(t.values);
           ts.wide_values = std::move(t.wide_values);
+          ts.histogram = std::move(t.made);
           if (t.effects) {
             ts.rounded = t.effects->elements;
             ts.underflow = t.effects->underflow;

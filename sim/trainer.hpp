@@ -24,6 +24,9 @@ struct TrainOptions {
   double commit_every_seconds = 1.0;
   // Builds each lane; the default makes CPU lanes (sim::make_lane). The app passes one that also makes GPU lanes.
   std::function<std::unique_ptr<Lane>(const LaneSpec&, const ModelConfig&, const InitialWeights&)> make_lane;
+  // With no writer given: opens the run file once every lane is built (so a lane that cannot be built, a GPU out
+  // of memory say, leaves no file behind). May be empty.
+  std::function<analysis::RunWriter*()> open_writer;
 };
 
 struct LaneSummary {
@@ -48,7 +51,7 @@ struct TrainResult {
   bool interrupted = false;
 };
 
-// Runs the experiment; `writer` may be null (no run file).
+// Runs the experiment; `writer` may be null (then options.open_writer, if any, makes one after the lanes exist).
 TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* writer, const TrainOptions& options);
 
 }  // namespace mpscope::sim

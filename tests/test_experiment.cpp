@@ -104,6 +104,33 @@ TEST(Experiment, ErrorsNameTheKeyPath) {
   EXPECT_NE(error_of(json::array()).find("expected an object, found an array"), std::string::npos);
 }
 
+TEST(Experiment, GpuLaneKeysAreChecked) {
+  json j = base();
+  j["lanes"][1]["gemm"] = "exact";
+  EXPECT_NE(error_of(j).find("lanes[1].gemm: applies to gpu lanes only"), std::string::npos) << error_of(j);
+  j["lanes"][1]["backend"] = "gpu";
+  j["lanes"][1]["gemm"] = "fastest";
+  EXPECT_NE(error_of(j).find("lanes[1].gemm: 'fastest' is not one of fast, exact"), std::string::npos) << error_of(j);
+  j["lanes"][1]["gemm"] = "fast";
+  j["lanes"][1]["mma"] = "h100";
+  EXPECT_NE(error_of(j).find("lanes[1].mma: \"h100\" models mpscope's own tensor-core kernels"), std::string::npos)
+      << error_of(j);
+  j["lanes"][1]["gemm"] = "exact";
+  EXPECT_EQ(error_of(j), "no error");
+  j["lanes"][1]["rounding"] = {{"update", "stochastic"}};
+  EXPECT_NE(error_of(j).find("lanes[1].rounding: gpu lanes round to nearest-even only"), std::string::npos) << error_of(j);
+  j = base();
+  j["lanes"][1] = {{"name", "f8"}, {"recipe", "fp8"}, {"backend", "gpu"}};
+  EXPECT_NE(error_of(j).find("lanes[1].recipe: the fp8 recipe has no GPU lane yet"), std::string::npos) << error_of(j);
+  // resolved_json names the GEMM mode of gpu lanes only.
+  j = base();
+  j["lanes"][1]["backend"] = "gpu";
+  const Experiment e = parse_experiment(j, ".");
+  const json resolved = resolved_json(e);
+  EXPECT_EQ(resolved["lanes"][1]["gemm"], "fast");
+  EXPECT_FALSE(resolved["lanes"][0].contains("gemm"));
+}
+
 TEST(Experiment, ShapeMismatchesAreCaughtBeforeTraining) {
   json j = base();
   j["model"]["layers"] = {3, 8, 3};

@@ -125,15 +125,21 @@ TEST(Trainer, RecordsWhatDesignSaysAtRecordSteps) {
     int cosines = 0;
     for (const auto& l : layers) {
       EXPECT_TRUE(l.lost_updates.has_value());
-      if (lane.is_reference) EXPECT_FALSE(l.grad_cosine.has_value());
+      if (lane.is_reference) {
+        EXPECT_FALSE(l.grad_cosine.has_value());
+      }
       if (!l.grad_cosine) continue;  // (NaN, e.g. when a step's gradients overflowed, is stored as NULL)
       ++cosines;
       EXPECT_LE(std::fabs(*l.grad_cosine), 1.0 + 1e-12);
       // At step 0 every lane has the same weights: fp16 and bf16 compute nearly fp32's gradients (later the
       // trajectories part and so do the gradients).
-      if (l.step == 0 && (lane.name == "fp16" || lane.name == "bf16")) EXPECT_GT(*l.grad_cosine, 0.99) << lane.name;
+      if (l.step == 0 && (lane.name == "fp16" || lane.name == "bf16")) {
+        EXPECT_GT(*l.grad_cosine, 0.99) << lane.name;
+      }
     }
-    if (!lane.is_reference) EXPECT_GT(cosines, 30);
+    if (!lane.is_reference) {
+      EXPECT_GT(cosines, 30);
+    }
   }
 }
 
