@@ -1,0 +1,48 @@
+// Internal: the cuBLASLt GEMMs of a GPU lane in fast mode (tensor cores, what production training runs). Each
+// call site's descriptors and chosen algorithm are made once and kept, so that a step replayed from a CUDA graph
+// and the same step launched directly compute identical bits.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "gpu/buffer.cuh"
+
+namespace mpscope::gpu {
+
+enum class Epilogue { none, bias, relu_bias };
+
+class Blas {
+ public:
+  Blas(cudaStream_t stream, std::size_t workspace_bytes);
+  ~Blas();
+  Blas(const Blas&) = delete;
+  Blas& operator=(const Blas&) = delete;
+
+  // Row-major D (m, n) = op(A) (m, k) · op(B) (k, n) [+ bias (n) per column] [then ReLU], accumulated in float32
+  // (fp32 inputs: true float32, no TF32). op = transpose when the flag says so (A then stored (k, m), B (n, k));
+  // lda / ldb the stored row lengths. A and B of type `in`, D and the bias of type `out`.
+  void gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::int64_t k, const void* a, std::int64_t lda,
+            const void* b, std::int64_t ldb, void* d, cudaDataType in, cudaDataType out, Epilogue epilogue = Epilogue::none,
+            const void* bias = nullptr);
+
+ private:
+  using Key = std::tuple<bool, bool, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, int, int, int>;
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  Plan& plan(const Key& key);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_ = nullptr;
+  DeviceBuffer<char> workspace_;
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace mpscope::gpu

@@ -1,0 +1,31 @@
+// make_gpu_lane: which recipes the GPU backend runs, and with which element types.
+#include "gpu/gpu_lane.hpp"
+
+#include "gpu/mlp_lane.cuh"
+
+namespace mpscope::gpu {
+
+std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim::ModelConfig& model,
+                                         const sim::InitialWeights& init, const GpuLaneOptions& options) {
+  const sim::Recipe& r = lane.recipe;
+  const auto refuse = [&](const std::string& why) -> std::unique_ptr<sim::Lane> {
+    throw GpuError("lane " + lane.name + ": " + why);
+  };
+  const std::string supported = "GPU lanes run fp32, fp16-amp, bf16-amp and fp16-pure";
+  if (r.name == "fp8") return refuse("fp8 GPU lanes are not implemented yet (" + supported + "; \"backend\": \"cpu\" emulates fp8)");
+  if (r.storage != sim::Storage::float32 || r.name == "custom")
+    return refuse("the " + r.name + " recipe has no GPU lane (" + supported + "; \"backend\": \"cpu\" runs it)");
+  for (const sim::RoleFormat* role : {&r.master, &r.weights, &r.activations, &r.gradients, &r.update})
+    if (role->rounding != sim::Rounding::nearest_even) return refuse("GPU lanes round to nearest-even only");
+  if (r.mma == sim::Accumulation::exact) return refuse("\"mma\": \"exact\" is a CPU model");
+  if (options.mode == GemmMode::fast && r.mma != sim::Accumulation::fp32)
+    return refuse("\"mma\": \"" + std::string(sim::to_string(r.mma)) +
+                  "\" describes mpscope's own GEMM kernels: use \"gemm\": \"exact\" (fast mode runs cuBLAS)");
+  if (r.name == "fp32") return std::make_unique<GpuMlpLane<float, float>>(lane, model, init, options);
+  if (r.name == "fp16-amp") return std::make_unique<GpuMlpLane<__half, float>>(lane, model, init, options);
+  if (r.name == "bf16-amp") return std::make_unique<GpuMlpLane<__nv_bfloat16, float>>(lane, model, init, options);
+  if (r.name == "fp16-pure") return std::make_unique<GpuMlpLane<__half, __half>>(lane, model, init, options);
+  return refuse("the " + r.name + " recipe has no GPU lane (" + supported + ")");
+}
+
+}  // namespace mpscope::gpu

@@ -1,0 +1,326 @@
+// Loss and backward-pass kernels of GPU lanes: the loss and its gradient, activation and LayerNorm backward, bias
+// gradients, and the unscaling and inf/NaN check of every produced gradient (kernels.cuh).
+#include "gpu/check.cuh"
+#include "gpu/kernels.cuh"
+#include "gpu/kernels_common.cuh"
+#include "gpu/stats.cuh"
+
+namespace mpscope::gpu::kernels {
+
+namespace {
+
+// MlpLane::unscale and the inf/NaN check, per thread; flush() writes the block's sum of squares to its partial
+// slot and raises found_inf. Every thread of the block calls add() alike and reaches flush().
+template <typename T>
+struct GradChecker {
+  GradCheck check;
+  float inv;
+  EffectTally unscale_tally;
+  double squares = 0;
+  bool nonfinite = false;
+
+  __device__ explicit GradChecker(const GradCheck& c)
+      : check(c), inv(c.scaler->inv_scale), unscale_tally(EffectTally::of<T>(c.master_gradients ? nullptr : c.unscale.fx)) {}
+
+  __device__ void add(bool active, T g) {
+    double m = 0;
+    if (active) {
+      if (check.master_gradients) {  // float32 master gradient: an exact widening and one float32 product
+        m = __fmul_rn(to_float(g), inv);
+      } else {
+        const double v = to_double(g) * static_cast<double>(inv);
+        m = to_double(from_double<T>(v));
+        unscale_tally.add(true, v, m);
+      }
+      nonfinite = nonfinite || !isfinite(m);
+      squares += m * m;
+    }
+  }
+  __device__ void flush() {
+    unscale_tally.flush();
+    const double total = block_sum<double>(squares);
+    if (first_thread()) check.partials[blockIdx.x] = total;
+    if (nonfinite) {
+      check.scaler->found_inf = 1;
+      if (!check.master_gradients && check.unscale.nonfinite != nullptr) *check.unscale.nonfinite = 1;
+    }
+  }
+};
+
+// One thread per row; every thread of the block runs all `n` rounds (statistics take whole warps).
+template <typename T>
+__global__ void loss_rows_kernel(const T* z, const std::int64_t* labels, const float* targets, std::int64_t rows,
+                                 std::int64_t n, int mse, const float* scale, double* terms, T* grad, int* correct,
+                                 PointStats st) {
+  __shared__ unsigned bins[BlockHistogram::shared_size];
+  PointTally<T> tally(grad ? st : PointStats{}, bins);
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = i < rows;
+  const double s = scale ? static_cast<double>(*scale) : 1.0, inv_batch = 1.0 / static_cast<double>(rows);
+  std::int64_t y = 0;
+  double lse = 0, inv_count = 0;
+  if (active) {
+    std::int64_t best = 0;
+    for (std::int64_t j = 1; j < n; ++j)
+      if (to_double(z[i * n + j]) > to_double(z[i * n + best])) best = j;
+    if (correct) correct[i] = labels != nullptr && best == labels[i];
+    if (!mse) {
+      y = labels[i];
+      const double m = to_double(z[i * n + best]);
+      double sum = 0;
+      for (std::int64_t j = 0; j < n; ++j) sum += mf::exp(to_double(z[i * n + j]) - m);
+      lse = m + mf::log(sum);
+      terms[i] = lse - to_double(z[i * n + y]);
+    } else {
+      inv_count = 1.0 / static_cast<double>(rows * n);
+    }
+  }
+  for (std::int64_t j = 0; j < n; ++j) {
+    double g = 0;
+    if (active) {
+      if (!mse) {
+        const double p = mf::exp(to_double(z[i * n + j]) - lse);
+        g = s * (p - (j == y ? 1.0 : 0.0)) * inv_batch;
+      } else {
+        const double t = targets ? static_cast<double>(targets[i * n + j]) : (j == labels[i] ? 1.0 : 0.0);
+        const double d = to_double(z[i * n + j]) - t;
+        terms[i * n + j] = d * d * inv_count;
+        g = s * 2.0 * d * inv_count;
+      }
+    }
+    if (grad == nullptr) continue;
+    double f = 0, r = 0;
+    if (active) {
+      f = static_cast<double>(__double2float_rn(g));  // float32 first: the loss precision
+      grad[i * n + j] = from_double<T>(f);
+      r = to_double(grad[i * n + j]);
+    }
+    tally.add(active, f, r);
+  }
+  tally.flush();
+}
+
+__global__ void sum_sequential_kernel(const double* v, std::int64_t n, double multiplier, double* total) {
+  double t = 0;
+  for (std::int64_t i = 0; i < n; ++i) t += v[i];
+  *total = t * multiplier;
+}
+
+__global__ void sum_tree_kernel(const double* v, std::int64_t n, double multiplier, double* total) {
+  double t = 0;
+  for (std::int64_t i = threadIdx.x; i < n; i += blockDim.x) t += v[i];
+  t = block_sum<double>(t);
+  if (threadIdx.x == 0) *total = t * multiplier;
+}
+
+template <typename T>
+__global__ void activation_backward_kernel(const T* da, const T* z, const T* h, T* dz, std::size_t n, int a,
+                                           PointStats st) {
+  __shared__ unsigned bins[BlockHistogram::shared_size];
+  PointTally<T> tally(st, bins);
+  for_each_pack(n, [&](std::size_t first, bool active) {
+    const Pack<T> d = active ? load_pack(da, first, n) : Pack<T>{};
+    const Pack<T> zz = active ? load_pack(z, first, n) : Pack<T>{};
+    const Pack<T> hh = a == relu || !active ? zz : load_pack(h, first, n);  // (ReLU needs z's sign only)
+    Pack<T> r;
+#pragma unroll
+    for (int k = 0; k < pack_size; ++k) {
+      const double v = to_double(d.v[k]) * activation_slope(to_double(zz.v[k]), to_double(hh.v[k]), a);
+      r.v[k] = from_double<T>(v);
+      tally.add(active && first + k < n, v, to_double(r.v[k]));
+    }
+    if (active) store_pack(dz, first, n, r);
+  });
+  tally.flush();
+}
+
+template <typename T>
+__global__ void layer_norm_backward_rows(const T* dy, const T* h, const T* gamma, const double* mean_in,
+                                         const double* rstd_in, T* dh, std::int64_t rows, std::int64_t n,
+                                         PointStats st) {
+  __shared__ unsigned bins[BlockHistogram::shared_size];
+  PointTally<T> tally(st, bins);
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = i < rows;
+  double mean = 0, rstd = 0, sum_dxhat = 0, sum_dxhat_xhat = 0;
+  if (active) {
+    mean = mean_in[i];
+    rstd = rstd_in[i];
+    for (std::int64_t j = 0; j < n; ++j) {
+      const double xhat = (to_double(h[i * n + j]) - mean) * rstd;
+      const double dxhat = to_double(dy[i * n + j]) * to_double(gamma[j]);
+      sum_dxhat += dxhat;
+      sum_dxhat_xhat += dxhat * xhat;
+    }
+  }
+  for (std::int64_t j = 0; j < n; ++j) {
+    double v = 0, r = 0;
+    if (active) {
+      const double xhat = (to_double(h[i * n + j]) - mean) * rstd;
+      const double dxhat = to_double(dy[i * n + j]) * to_double(gamma[j]);
+      v = rstd / static_cast<double>(n) * (static_cast<double>(n) * dxhat - sum_dxhat - xhat * sum_dxhat_xhat);
+      dh[i * n + j] = from_double<T>(v);
+      r = to_double(dh[i * n + j]);
+    }
+    tally.add(active, v, r);
+  }
+  tally.flush();
+}
+
+// One thread per column, rows in order (the CPU adds row after row).
+template <typename T>
+__global__ void layer_norm_backward_params(const T* dy, const T* h, const double* mean, const double* rstd, T* dgamma,
+                                           T* dbeta, std::int64_t rows, std::int64_t n, PointStats gamma_st,
+                                           PointStats beta_st) {
+  __shared__ unsigned bins[BlockHistogram::shared_size];  // (unused: these points have no histogram)
+  PointTally<T> gamma_tally(gamma_st, bins), beta_tally(beta_st, bins);
+  const std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = j < n;
+  double g = 0, b = 0, rg = 0, rb = 0;
+  if (active) {
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const double xhat = (to_double(h[i * n + j]) - mean[i]) * rstd[i];
+      g += to_double(dy[i * n + j]) * xhat;
+      b += to_double(dy[i * n + j]);
+    }
+    dgamma[j] = from_double<T>(g);
+    dbeta[j] = from_double<T>(b);
+    rg = to_double(dgamma[j]);
+    rb = to_double(dbeta[j]);
+  }
+  gamma_tally.add(active, g, rg);
+  beta_tally.add(active, b, rb);
+  gamma_tally.flush();
+  beta_tally.flush();
+}
+
+// Bias gradients (exact mode): one thread per column, rows in order, as the CPU adds them; then rounded, counted
+// and checked.
+template <typename T>
+__global__ void column_sums_kernel(const T* dz, T* db, std::int64_t rows, std::int64_t cols, PointStats st,
+                                   GradCheck check) {
+  __shared__ unsigned bins[BlockHistogram::shared_size];
+  PointTally<T> tally(st, bins);
+  GradChecker<T> checker(check);
+  const std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const bool active = j < cols;
+  double v = 0, r = 0;
+  T rounded{};
+  if (active) {
+    for (std::int64_t i = 0; i < rows; ++i) v += to_double(dz[i * cols + j]);
+    rounded = from_double<T>(v);
+    db[j] = rounded;
+    r = to_double(rounded);
+  }
+  tally.add(active, v, r);
+  checker.add(active, rounded);
+  tally.flush();
+  checker.flush();
+}
+
+template <typename T>
+__global__ void round_gradient_kernel(const float* in, T* out, std::size_t n, PointStats st, GradCheck check) {
+  __shared__ unsigned bins[BlockHistogram::shared_size];
+  PointTally<T> tally(st, bins);
+  GradChecker<T> checker(check);
+  const bool write = static_cast<const void*>(out) != static_cast<const void*>(in);
+  for_each_pack(n, [&](std::size_t first, bool active) {
+    const Pack<float> x = active ? load_pack(in, first, n) : Pack<float>{};
+    Pack<T> r;
+#pragma unroll
+    for (int k = 0; k < pack_size; ++k) {
+      const bool here = active && first + k < n;
+      r.v[k] = from_double<T>(static_cast<double>(x.v[k]));
+      tally.add(here, x.v[k], to_double(r.v[k]));
+      checker.add(here, r.v[k]);
+    }
+    if (active && write) store_pack(out, first, n, r);
+  });
+  tally.flush();
+  checker.flush();
+}
+
+template <typename T>
+__global__ void check_gradient_kernel(const T* g, std::size_t n, GradCheck check) {
+  GradChecker<T> checker(check);
+  for_each_pack(n, [&](std::size_t first, bool active) {
+    const Pack<T> x = active ? load_pack(g, first, n) : Pack<T>{};
+#pragma unroll
+    for (int k = 0; k < pack_size; ++k) checker.add(active && first + k < n, x.v[k]);
+  });
+  checker.flush();
+}
+
+}  // namespace
+
+template <typename T>
+void loss_rows(const T* logits, const std::int64_t* labels, const float* targets, std::int64_t rows, std::int64_t cols,
+               int mse, const float* scale, double* terms, T* grad, int* correct, PointStats st, cudaStream_t s) {
+  loss_rows_kernel<<<row_blocks(rows), row_threads, 0, s>>>(logits, labels, targets, rows, cols, mse, scale, terms, grad,
+                                                             correct, st);
+  MPSCOPE_LAUNCH_CHECK();
+}
+
+void sum_terms(const double* terms, std::int64_t count, double multiplier, bool sequential, double* total, cudaStream_t s) {
+  if (sequential) {
+    sum_sequential_kernel<<<1, 1, 0, s>>>(terms, count, multiplier, total);
+  } else {
+    sum_tree_kernel<<<1, 1024, 0, s>>>(terms, count, multiplier, total);
+  }
+  MPSCOPE_LAUNCH_CHECK();
+}
+
+template <typename T>
+void activation_backward(const T* da, const T* z, const T* h, T* dz, std::size_t n, int activation, PointStats st,
+                         cudaStream_t s) {
+  activation_backward_kernel<<<pack_blocks(n), block_threads, 0, s>>>(da, z, h, dz, n, activation, st);
+  MPSCOPE_LAUNCH_CHECK();
+}
+
+template <typename T>
+void layer_norm_backward(const T* dy, const T* h, const T* gamma, const double* mean, const double* rstd, T* dh,
+                         T* dgamma, T* dbeta, std::int64_t rows, std::int64_t cols, PointStats dh_st,
+                         PointStats dgamma_st, PointStats dbeta_st, cudaStream_t s) {
+  dh_st.hist = dgamma_st.hist = dbeta_st.hist = nullptr;  // intermediate values, not a recorded tensor
+  layer_norm_backward_rows<<<row_blocks(rows), row_threads, 0, s>>>(dy, h, gamma, mean, rstd, dh, rows, cols, dh_st);
+  MPSCOPE_LAUNCH_CHECK();
+  layer_norm_backward_params<<<row_blocks(cols), row_threads, 0, s>>>(dy, h, mean, rstd, dgamma, dbeta, rows, cols,
+                                                                      dgamma_st, dbeta_st);
+  MPSCOPE_LAUNCH_CHECK();
+}
+
+template <typename T>
+void column_sums(const T* dz, T* db, std::int64_t rows, std::int64_t cols, PointStats st, GradCheck check, cudaStream_t s) {
+  const auto blocks = static_cast<unsigned>((cols + 63) / 64);
+  if (blocks > static_cast<unsigned>(grad_partial_slots)) throw GpuError("GPU lane: a layer wider than 65536 outputs");
+  column_sums_kernel<<<blocks, 64, 0, s>>>(dz, db, rows, cols, st, check);
+  MPSCOPE_LAUNCH_CHECK();
+}
+
+template <typename T>
+void round_gradient(const float* in, T* out, std::size_t n, PointStats st, GradCheck check, cudaStream_t s) {
+  round_gradient_kernel<<<pack_blocks(n), block_threads, 0, s>>>(in, out, n, st, check);
+  MPSCOPE_LAUNCH_CHECK();
+}
+
+template <typename T>
+void check_gradient(const T* g, std::size_t n, GradCheck check, cudaStream_t s) {
+  check_gradient_kernel<<<pack_blocks(n), block_threads, 0, s>>>(g, n, check);
+  MPSCOPE_LAUNCH_CHECK();
+}
+
+#define MPSCOPE_BACKWARD(T)                                                                                           \
+  template void loss_rows<T>(const T*, const std::int64_t*, const float*, std::int64_t, std::int64_t, int, const float*, \
+                             double*, T*, int*, PointStats, cudaStream_t);                       \
+  template void activation_backward<T>(const T*, const T*, const T*, T*, std::size_t, int, PointStats, cudaStream_t);  \
+  template void layer_norm_backward<T>(const T*, const T*, const T*, const double*, const double*, T*, T*, T*,          \
+                                       std::int64_t, std::int64_t, PointStats, PointStats, PointStats, cudaStream_t);  \
+  template void column_sums<T>(const T*, T*, std::int64_t, std::int64_t, PointStats, GradCheck, cudaStream_t);         \
+  template void round_gradient<T>(const float*, T*, std::size_t, PointStats, GradCheck, cudaStream_t);                 \
+  template void check_gradient<T>(const T*, std::size_t, GradCheck, cudaStream_t);
+MPSCOPE_BACKWARD(float)
+MPSCOPE_BACKWARD(__half)
+MPSCOPE_BACKWARD(__nv_bfloat16)
+#undef MPSCOPE_BACKWARD
+
+}  // namespace mpscope::gpu::kernels
