@@ -4,7 +4,7 @@
 #include <stdexcept>
 
 #if defined(MPSCOPE_WITH_CUDA)
-#include "gpu/device.hpp"
+#include "gpu/gpu_lane.hpp"
 #endif
 
 namespace mpscope::cli {
@@ -13,9 +13,7 @@ namespace {
 // Why GPU lanes cannot run here ("" when they can).
 std::string gpu_unavailable() {
 #if defined(MPSCOPE_WITH_CUDA)
-  const gpu::CudaInfo info = gpu::query_cuda();
-  if (info.devices.empty()) return info.problem;
-  return "GPU lanes are not available yet in this version of mpscope";
+  return gpu::unavailable_reason();
 #else
   return "this mpscope was built without CUDA (MPSCOPE_CUDA=OFF)";
 #endif
@@ -38,11 +36,18 @@ std::string resolve_backends(sim::Experiment& e, const std::string& fallback) {
   return "lanes " + gpu_lanes + " need a GPU: " + why + " (--fallback cpu runs them emulated on the CPU)";
 }
 
-std::function<std::unique_ptr<sim::Lane>(const sim::LaneSpec&, const sim::ModelConfig&, const sim::InitialWeights&)>
-lane_factory() {
-  return [](const sim::LaneSpec& s, const sim::ModelConfig& m, const sim::InitialWeights& w) {
-    if (s.backend != "cpu") throw std::runtime_error("lane " + s.lane.name + ": no " + s.backend + " backend");
-    return sim::make_lane(s.lane, m, w);
+LaneFactory lane_factory([[maybe_unused]] const sim::Dataset* data) {
+  return [data](const sim::LaneSpec& s, const sim::ModelConfig& m, const sim::InitialWeights& w) -> std::unique_ptr<sim::Lane> {
+    if (s.backend == "cpu") return sim::make_lane(s.lane, m, w);
+#if defined(MPSCOPE_WITH_CUDA)
+    if (s.backend == "gpu") {
+      gpu::GpuLaneOptions o;
+      o.mode = s.gemm == "exact" ? gpu::GemmMode::exact : gpu::GemmMode::fast;
+      o.data = data;
+      return gpu::make_gpu_lane(s.lane, m, w, o);
+    }
+#endif
+    throw std::runtime_error("lane " + s.lane.name + ": no " + s.backend + " backend in this build");
   };
 }
 

@@ -13,8 +13,10 @@ namespace mpscope::cli {
 // warning on stderr); otherwise why not.
 std::string resolve_backends(sim::Experiment& e, const std::string& fallback);
 
-// Builds CPU lanes, and GPU lanes where the build has them.
-std::function<std::unique_ptr<sim::Lane>(const sim::LaneSpec&, const sim::ModelConfig&, const sim::InitialWeights&)>
-lane_factory();
+using LaneFactory =
+    std::function<std::unique_ptr<sim::Lane>(const sim::LaneSpec&, const sim::ModelConfig&, const sim::InitialWeights&)>;
+// Builds CPU lanes, and GPU lanes where the build has them (`data`: the experiment's dataset, which GPU lanes keep
+// on the device; it must outlive the lanes).
+LaneFactory lane_factory(const sim::Dataset* data);
 
 }  // namespace mpscope::cli

@@ -139,10 +139,8 @@ int run(const RunOptions& o) {
   }
   const std::filesystem::path dir = out.has_parent_path() ? out.parent_path() : std::filesystem::path(".");
   if (!std::filesystem::is_directory(dir)) throw InputError(out.string() + ": directory " + dir.string() + " does not exist");
-  if (std::filesystem::exists(out)) {
-    if (!o.force) throw InputError(out.string() + " already exists (use --force to replace it, or --out)");
-    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(out.string() + suffix);
-  }
+  if (std::filesystem::exists(out) && !o.force)
+    throw InputError(out.string() + " already exists (use --force to replace it, or --out)");
 
   analysis::RunHeader header;
   header.experiment_json = e.given.dump(2);
@@ -150,7 +148,14 @@ int run(const RunOptions& o) {
   header.experiment_path = std::filesystem::absolute(o.experiment).string();
   header.mpscope_version = MPSCOPE_VERSION;
   header.steps_planned = e.steps;
-  analysis::RunWriter writer(out, header);
+  // The run file is made once every lane is built: a lane that cannot start (a GPU out of memory) leaves the old
+  // file, if any, untouched and no new one.
+  std::unique_ptr<analysis::RunWriter> writer;
+  const auto open_writer = [&]() -> analysis::RunWriter* {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(out.string() + suffix);
+    writer = std::make_unique<analysis::RunWriter>(out, header);
+    return writer.get();
+  };
 
   stop_requested.store(false);
   std::signal(SIGINT, on_interrupt);
@@ -160,17 +165,19 @@ int run(const RunOptions& o) {
   options.threads = o.threads;
   options.stop = &stop_requested;
   options.progress = [&](std::int64_t done, std::int64_t total) { progress(done, total); };
-  options.make_lane = lane_factory();
+  options.make_lane = lane_factory(&prepared.data);
+  options.open_writer = open_writer;
   if (!o.quiet)
     std::cerr << "training " << e.name << ": " << e.lanes.size() << " lanes, " << e.steps << " steps of " << e.batch_size
               << " -> " << out.string() << "\n";
   sim::TrainResult result;
   try {
-    result = sim::train(e, prepared, &writer, options);
+    result = sim::train(e, prepared, nullptr, options);
   } catch (const std::exception& err) {
-    writer.finish("failed", err.what());
+    if (writer) writer->finish("failed", err.what());
     throw;
   }
+  writer.reset();
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   print_summary(result, out);

@@ -28,5 +28,6 @@ void add_gemm_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_info_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_doctor_command(CLI::App& app);
 
 }  // namespace mpscope::cli

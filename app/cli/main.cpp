@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   add_run_command(app);
   add_info_command(app);
   add_export_command(app);
+  add_doctor_command(app);
 
   try {
     app.parse(argc, argv);
