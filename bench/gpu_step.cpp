@@ -1,0 +1,87 @@
+// mpscope_gpu_step: times training steps of a GPU lane on the MLP 784-w-w-w-w-10 with SGD + momentum, as
+// bench/gpu_vs_torch.py runs its PyTorch twin, and prints one JSON line: median / p10 / p90 step time (host wall
+// clock around Lane::step, which waits for the step and reads its loss back, as a training loop logging its loss
+// does) and the peak device memory mpscope allocated.
+//
+//   mpscope_gpu_step --recipe fp16-amp --width 4096 --batch 4096 [--steps 30] [--warmup 10] [--record every|never]
+//                    [--gemm fast|exact]
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <random>
+
+#include "gpu/gpu_lane.hpp"
+#include "sim/recipe.hpp"
+
+using namespace mpscope;
+
+int main(int argc, char** argv) {
+  std::string recipe = "fp16-amp", record = "never", gemm = "fast";
+  std::int64_t width = 256, batch = 256;
+  int steps = 50, warmup = 10;
+  CLI::App app{"Time training steps of an mpscope GPU lane (MLP 784-w-w-w-w-10, SGD momentum 0.9)"};
+  app.add_option("--recipe", recipe)->check(CLI::IsMember({"fp32", "fp16-amp", "bf16-amp", "fp16-pure"}));
+  app.add_option("--width", width)->check(CLI::PositiveNumber);
+  app.add_option("--batch", batch)->check(CLI::PositiveNumber);
+  app.add_option("--steps", steps)->check(CLI::PositiveNumber);
+  app.add_option("--warmup", warmup)->check(CLI::NonNegativeNumber);
+  app.add_option("--record", record, "every: full statistics every step")->check(CLI::IsMember({"every", "never"}));
+  app.add_option("--gemm", gemm)->check(CLI::IsMember({"fast", "exact"}));
+  CLI11_PARSE(app, argc, argv);
+
+  const std::string why = gpu::unavailable_reason();
+  if (!why.empty()) {
+    std::cerr << "mpscope_gpu_step: " << why << "\n";
+    return 3;
+  }
+  sim::ModelConfig model;
+  model.widths = {784, width, width, width, width, 10};
+  // Random data: two batches' worth of rows, each step a shuffled batch of them.
+  sim::Dataset data;
+  const std::int64_t rows = 2 * batch;
+  data.x = sim::Matrix<float>(rows, 784);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (float& v : data.x.data) v = normal(rng);
+  for (std::int64_t i = 0; i < rows; ++i) data.labels.push_back(static_cast<std::int64_t>(rng() % 10));
+  data.classes = 10;
+
+  sim::LaneConfig lane;
+  lane.name = recipe;
+  lane.recipe = sim::recipe_preset(recipe);
+  lane.optimizer.lr = 0.01;
+  lane.optimizer.momentum = 0.9;
+  if (recipe == "fp16-amp") lane.loss_scale.type = sim::LossScaleConfig::Type::dynamic;  // GradScaler, as PyTorch AMP
+  gpu::GpuLaneOptions options;
+  options.mode = gemm == "exact" ? gpu::GemmMode::exact : gpu::GemmMode::fast;
+  options.data = &data;
+  gpu::reset_peak_device_memory();
+  const auto lane_ptr = gpu::make_gpu_lane(lane, model, sim::default_initial_weights(model, 1), options);
+
+  std::vector<std::vector<std::int64_t>> orders(8);
+  for (auto& o : orders) {
+    o.resize(static_cast<std::size_t>(rows));
+    for (std::int64_t i = 0; i < rows; ++i) o[static_cast<std::size_t>(i)] = i;
+    std::shuffle(o.begin(), o.end(), rng);
+    o.resize(static_cast<std::size_t>(batch));
+  }
+  std::vector<double> times;
+  double loss = 0;
+  for (int s = 0; s < warmup + steps; ++s) {
+    sim::Batch b;
+    b.rows = orders[static_cast<std::size_t>(s) % orders.size()];
+    const auto start = std::chrono::steady_clock::now();
+    loss = lane_ptr->step(b, 0.01, record == "every").loss;
+    const auto end = std::chrono::steady_clock::now();
+    if (s >= warmup) times.push_back(std::chrono::duration<double, std::milli>(end - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  const auto at = [&](double q) { return times[static_cast<std::size_t>(q * static_cast<double>(times.size() - 1))]; };
+  std::printf("{\"impl\": \"mpscope\", \"recipe\": \"%s\", \"width\": %lld, \"batch\": %lld, \"record\": \"%s\", \"gemm\": \"%s\", "
+              "\"median_ms\": %.4f, \"p10_ms\": %.4f, \"p90_ms\": %.4f, \"peak_mib\": %.1f, \"last_loss\": %.5g}\n",
+              recipe.c_str(), static_cast<long long>(width), static_cast<long long>(batch), record.c_str(), gemm.c_str(),
+              at(0.5), at(0.1), at(0.9), static_cast<double>(gpu::peak_device_memory()) / (1 << 20), loss);
+  return 0;
+}
