@@ -68,8 +68,12 @@ TEST(Lanes, PureFp16KeepsWeightsInFp16AmpKeepsFp32Masters) {
   EXPECT_FALSE(all_in(bf->weights(), bf16()));
   // tensor formats as the recipe says
   for (const auto& t : amp->tensors()) {
-    if (t.kind == "weight" || t.kind == "bias") EXPECT_EQ(t.format, "fp32") << t.name;
-    if (t.kind == "activation" || t.kind == "activation_grad" || t.kind == "input") EXPECT_EQ(t.format, "fp16") << t.name;
+    if (t.kind == "weight" || t.kind == "bias") {
+      EXPECT_EQ(t.format, "fp32") << t.name;
+    }
+    if (t.kind == "activation" || t.kind == "activation_grad" || t.kind == "input") {
+      EXPECT_EQ(t.format, "fp16") << t.name;
+    }
   }
 }
 

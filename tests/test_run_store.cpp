@@ -129,7 +129,13 @@ TEST(RunStore, SurvivesSigkillAndCanBeReadWhileWritten) {
   ASSERT_GE(child, 0);
   if (child == 0) {
     RunWriter w(file, RunHeader{"{}", "{}", "", "test", 1000000});
-    LaneRow lane{0, "l", "fp32", "cpu", "fp32", true, "{}"};
+    LaneRow lane;
+    lane.name = "l";
+    lane.recipe = "fp32";
+    lane.backend = "cpu";
+    lane.mma = "fp32";
+    lane.is_reference = true;
+    lane.config_json = "{}";
     const std::int64_t id = w.add_lane(lane);
     for (std::int64_t s = 0;; ++s) {
       StepRow row;
