@@ -22,7 +22,7 @@ int main(int argc, char** argv) {
   std::int64_t width = 256, batch = 256;
   int steps = 50, warmup = 10;
   CLI::App app{"Time training steps of an mpscope GPU lane (MLP 784-w-w-w-w-10, SGD momentum 0.9)"};
-  app.add_option("--recipe", recipe)->check(CLI::IsMember({"fp32", "fp16-amp", "bf16-amp", "fp16-pure"}));
+  app.add_option("--recipe", recipe)->check(CLI::IsMember({"fp32", "fp16-amp", "bf16-amp", "fp16-pure", "fp8"}));
   app.add_option("--width", width)->check(CLI::PositiveNumber);
   app.add_option("--batch", batch)->check(CLI::PositiveNumber);
   app.add_option("--steps", steps)->check(CLI::PositiveNumber);

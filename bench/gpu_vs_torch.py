@@ -2,7 +2,7 @@
 """mpscope's GPU lanes against PyTorch on the same GPU, in one run.
 
 Trains the MLP 784-w-w-w-w-10 (w = batch) with SGD + momentum 0.9 for each width in fp32 (TF32 off), AMP fp16
-(autocast + GradScaler), AMP bf16 and pure fp16, with mpscope (bench/gpu_step.cpp, one process per case) and with
+(autocast + GradScaler), AMP bf16 and pure fp16 (and mpscope's fp8 alone), with mpscope (bench/gpu_step.cpp, one process per case) and with
 PyTorch (this process), and prints the median step time, the peak device memory and the ratios. Both time each
 step on the host between two synchronizations (a training loop that reads its loss back every step).
 
@@ -108,6 +108,7 @@ def main():
             print(f"  measured w={width} {recipe}: mpscope {m['median_ms']:.3f} ms, torch {t['median_ms']:.3f} ms", flush=True)
         steps = steps_for(width)
         results.append(mpscope_case(args.mpscope, "fp16-amp", width, steps, record="every"))
+        results.append(mpscope_case(args.mpscope, "fp8", width, steps))  # (PyTorch has no fp8 training recipe)
 
     def find(impl, recipe, width, record="never"):
         for r in results:
@@ -123,7 +124,9 @@ def main():
             m, t = find("mpscope", recipe, width), find("torch", recipe, width)
             print(f"{width:5} {recipe:10} {m['median_ms']:9.3f} {t['median_ms']:9.3f} {m['median_ms'] / t['median_ms']:7.3f} "
                   f"{m['peak_mib']:12.1f} {t['peak_mib']:12.1f}")
-    print("(ratio: mpscope / PyTorch step time; lower is faster)")
+        m = find("mpscope", "fp8", width)
+        print(f"{width:5} {'fp8':10} {m['median_ms']:9.3f} {'-':>9} {'-':>7} {m['peak_mib']:12.1f} {'-':>12}")
+    print("(ratio: mpscope / PyTorch step time; lower is faster; fp8: E4M3/E5M2 GEMMs with delayed scaling, no PyTorch peer)")
     print()
     print("Targets")
     for width, bound in [(256, 0.1), (4096, 0.75)]:

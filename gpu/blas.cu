@@ -12,6 +12,8 @@ std::string type_name(cudaDataType t) {
     case CUDA_R_32F: return "fp32";
     case CUDA_R_16F: return "fp16";
     case CUDA_R_16BF: return "bf16";
+    case CUDA_R_8F_E4M3: return "e4m3";
+    case CUDA_R_8F_E5M2: return "e5m2";
     default: return "type " + std::to_string(static_cast<int>(t));
   }
 }
@@ -21,14 +23,35 @@ Blas::Blas(cudaStream_t stream, std::size_t workspace_bytes) : stream_(stream), 
   MPSCOPE_CUBLAS_CHECK(cublasLtCreate(&handle_));
 }
 
+void Blas::destroy(const Plan& p) {
+  cublasLtMatrixLayoutDestroy(p.a);
+  cublasLtMatrixLayoutDestroy(p.b);
+  cublasLtMatrixLayoutDestroy(p.d);
+  cublasLtMatmulDescDestroy(p.desc);
+}
+
 Blas::~Blas() {
-  for (auto& [key, p] : plans_) {
-    cublasLtMatrixLayoutDestroy(p.a);
-    cublasLtMatrixLayoutDestroy(p.b);
-    cublasLtMatrixLayoutDestroy(p.d);
-    cublasLtMatmulDescDestroy(p.desc);
-  }
+  for (auto& [key, p] : plans_) destroy(p);
+  for (auto& [key, p] : fp8_plans_) destroy(p);
   if (handle_) cublasLtDestroy(handle_);
+}
+
+Blas::Plan Blas::choose(Plan p, const std::string& what) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const std::size_t workspace = workspace_.size();
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                            sizeof workspace));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+    destroy(p);
+    throw GpuError("cuBLASLt has no kernel for " + what + " (" + cublasLtGetStatusString(st) + ")");
+  }
+  p.algo = result.algo;
+  return p;
 }
 
 // Row-major D = op(A) op(B) is column-major Dᵀ = op(B)ᵀ op(A)ᵀ: cuBLASLt's "A" is our B and its "B" our A, each
@@ -56,27 +79,10 @@ Blas::Plan& Blas::plan(const Key& key) {
   MPSCOPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, in, u(ta ? m : k), u(ta ? k : m), lda));
   MPSCOPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, out, u(n), u(m), n));
 
-  cublasLtMatmulPreference_t pref = nullptr;
-  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
-  const std::size_t workspace = workspace_.size();
-  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
-                                                            sizeof workspace));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
-    cublasLtMatrixLayoutDestroy(p.a);
-    cublasLtMatrixLayoutDestroy(p.b);
-    cublasLtMatrixLayoutDestroy(p.d);
-    cublasLtMatmulDescDestroy(p.desc);
-    throw GpuError("cuBLASLt has no kernel for a " + std::to_string(m) + "x" + std::to_string(n) + "x" +
-                   std::to_string(k) + " GEMM of " + type_name(in) + " inputs to " + type_name(out) +
-                   (epilogue == Epilogue::none ? "" : " with a bias epilogue") + " (" + cublasLtGetStatusString(st) + ")");
-  }
-  p.algo = result.algo;
-  return plans_.emplace(key, p).first->second;
+  const std::string what = "a " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " GEMM of " +
+                           type_name(in) + " inputs to " + type_name(out) +
+                           (epilogue == Epilogue::none ? "" : " with a bias epilogue");
+  return plans_.emplace(key, choose(p, what)).first->second;
 }
 
 void Blas::gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const void* a, std::int64_t lda,
@@ -88,6 +94,41 @@ void Blas::gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
     MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
   const float alpha = 1.0f, beta = 0.0f;
   MPSCOPE_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, b, p.a, a, p.b, &beta, d, p.d, d, p.d, &p.algo,
+                                      workspace_.get(), workspace_.size(), stream_));
+}
+
+// Row-major D = X Yᵀ is column-major Dᵀ (n, m) = Y X ᵀ: cuBLASLt's A is Y, transposed from its stored (k, n), and
+// its B is X, stored (k, m) and not transposed: the TN form FP8 kernels need.
+Blas::Plan& Blas::fp8_plan(const Fp8Key& key) {
+  const auto it = fp8_plans_.find(key);
+  if (it != fp8_plans_.end()) return it->second;
+  const auto [m, n, k, x_type, y_type, x_scale, y_scale] = key;
+  Plan p;
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t op_a = CUBLAS_OP_T, op_b = CUBLAS_OP_N;
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &y_scale, sizeof y_scale));
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof x_scale));
+  const auto u = [](std::int64_t v) { return static_cast<std::uint64_t>(v); };
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, static_cast<cudaDataType>(y_type), u(k), u(n), k));
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, static_cast<cudaDataType>(x_type), u(k), u(m), k));
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, u(n), u(m), n));
+  const std::string what = "a " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " FP8 GEMM of " +
+                           type_name(static_cast<cudaDataType>(x_type)) + " x " +
+                           type_name(static_cast<cudaDataType>(y_type)) + " inputs";
+  return fp8_plans_.emplace(key, choose(p, what)).first->second;
+}
+
+void Blas::gemm_fp8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, cudaDataType x_type, const float* x_scale,
+                    const void* y, cudaDataType y_type, const float* y_scale, float* d) {
+  if (m == 0 || n == 0) return;
+  for (const void* ptr : {x, y, static_cast<const void*>(x_scale), static_cast<const void*>(y_scale), static_cast<const void*>(d)})
+    if (reinterpret_cast<std::uintptr_t>(ptr) % 16 != 0)
+      throw GpuError("FP8 GEMM: cuBLASLt needs every pointer 16-byte aligned, the scales' too");
+  Plan& p = fp8_plan(Fp8Key{m, n, k, static_cast<int>(x_type), static_cast<int>(y_type), x_scale, y_scale});
+  const float alpha = 1.0f, beta = 0.0f;
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, y, p.a, x, p.b, &beta, d, p.d, d, p.d, &p.algo,
                                       workspace_.get(), workspace_.size(), stream_));
 }
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
 #include <tuple>
 
 #include "gpu/buffer.cuh"
@@ -30,7 +31,16 @@ class Blas {
             const void* b, std::int64_t ldb, void* d, cudaDataType in, cudaDataType out, Epilogue epilogue = Epilogue::none,
             const void* bias = nullptr);
 
+  // FP8 tensor cores (cuBLASLt's "TN" form): row-major D (m, n) float32 = x_scale * y_scale * X (m, k) · Y (n, k)ᵀ,
+  // X and Y FP8 (E4M3 or E5M2, not both E5M2) with rows of length k; x_scale and y_scale device pointers to
+  // float32 (the inverse scales of delayed scaling). m, n and k multiples of 16, pointers (the scales' too) 16-byte
+  // aligned.
+  void gemm_fp8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, cudaDataType x_type, const float* x_scale,
+                const void* y, cudaDataType y_type, const float* y_scale, float* d);
+
  private:
+  // (the scale pointers are part of the problem cuBLASLt chooses a kernel for: one plan per call site)
+  using Fp8Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, int, int, const float*, const float*>;
   using Key = std::tuple<bool, bool, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t, int, int, int>;
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
@@ -38,11 +48,15 @@ class Blas {
     cublasLtMatmulAlgo_t algo{};
   };
   Plan& plan(const Key& key);
+  static void destroy(const Plan& p);
+  Plan& fp8_plan(const Fp8Key& key);
+  Plan choose(Plan p, const std::string& what);  // the heuristic's first algorithm, or an error naming `what`
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;
   DeviceBuffer<char> workspace_;
   std::map<Key, Plan> plans_;
+  std::map<Fp8Key, Plan> fp8_plans_;
 };
 
 }  // namespace mpscope::gpu

@@ -11,8 +11,7 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
   const auto refuse = [&](const std::string& why) -> std::unique_ptr<sim::Lane> {
     throw GpuError("lane " + lane.name + ": " + why);
   };
-  const std::string supported = "GPU lanes run fp32, fp16-amp, bf16-amp and fp16-pure";
-  if (r.name == "fp8") return refuse("fp8 GPU lanes are not implemented yet (" + supported + "; \"backend\": \"cpu\" emulates fp8)");
+  const std::string supported = "GPU lanes run fp32, fp16-amp, bf16-amp, fp16-pure and fp8";
   if (r.storage != sim::Storage::float32 || r.name == "custom")
     return refuse("the " + r.name + " recipe has no GPU lane (" + supported + "; \"backend\": \"cpu\" runs it)");
   for (const sim::RoleFormat* role : {&r.master, &r.weights, &r.activations, &r.gradients, &r.update})
@@ -21,7 +20,9 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
   if (options.mode == GemmMode::fast && r.mma != sim::Accumulation::fp32)
     return refuse("\"mma\": \"" + std::string(sim::to_string(r.mma)) +
                   "\" describes mpscope's own GEMM kernels: use \"gemm\": \"exact\" (fast mode runs cuBLAS)");
-  if (r.name == "fp32") return std::make_unique<GpuMlpLane<float, float>>(lane, model, init, options);
+  if (r.name == "fp8" && r.mma != sim::Accumulation::fp32)
+    return refuse("fp8 GEMMs accumulate in float32 (\"mma\": \"fp32\"); the h100 model is for fp16 inputs");
+  if (r.name == "fp32" || r.name == "fp8") return std::make_unique<GpuMlpLane<float, float>>(lane, model, init, options);
   if (r.name == "fp16-amp") return std::make_unique<GpuMlpLane<__half, float>>(lane, model, init, options);
   if (r.name == "bf16-amp") return std::make_unique<GpuMlpLane<__nv_bfloat16, float>>(lane, model, init, options);
   if (r.name == "fp16-pure") return std::make_unique<GpuMlpLane<__half, __half>>(lane, model, init, options);

@@ -43,9 +43,11 @@ kernels::DeviceScaler initial_scaler(const sim::LossScaleConfig& c) {
 template <typename Tc, typename Tm>
 GpuMlpLane<Tc, Tm>::GpuMlpLane(const sim::LaneConfig& c, const sim::ModelConfig& m, const sim::InitialWeights& init,
                                const GpuLaneOptions& o)
-    : device_(make_current(o.device)), config_(c), model_(m), options_(o), exact_(o.mode == GemmMode::exact) {
+    : device_(make_current(o.device)), config_(c), model_(m), options_(o), exact_(o.mode == GemmMode::exact),
+      fp8_(c.recipe.name == "fp8") {
   if (!exact_) blas_ = std::make_unique<Blas>(stream_.get(), workspace_bytes);
   build_catalogue();
+  if (fp8_) fp8_setup();
   for (int k = 0; k < m.layers(); ++k) layers_.push_back(make_layer(k, init));
 
   const kernels::DeviceScaler scaler = initial_scaler(c.loss_scale);
@@ -123,6 +125,7 @@ typename GpuMlpLane<Tc, Tm>::Layer GpuMlpLane<Tc, Tm>::make_layer(int k, const s
     L.gammac = DeviceBuffer<Tc>(L.gamma.size());
     L.betac = DeviceBuffer<Tc>(L.beta.size());
   }
+  if (fp8_) fp8_layer_buffers(L);
   L.gw = DeviceBuffer<Tc>(L.w.size());
   L.gb = DeviceBuffer<Tc>(L.b.size());
   L.gg = DeviceBuffer<Tc>(L.gamma.size());
@@ -178,7 +181,7 @@ void GpuMlpLane<Tc, Tm>::upload_dataset(const sim::Dataset& d) {
 template <typename Tc, typename Tm>
 bool GpuMlpLane<Tc, Tm>::keeps_z(std::size_t k) const {
   // fast mode fuses bias + ReLU into the GEMM (h directly); ReLU's backward reads h
-  return exact_ || k + 1 == layers_.size() || model_.activation != sim::Activation::relu;
+  return exact_ || fp8_ || k + 1 == layers_.size() || model_.activation != sim::Activation::relu;
 }
 
 template <typename Tc, typename Tm>
@@ -208,7 +211,8 @@ typename GpuMlpLane<Tc, Tm>::Activations& GpuMlpLane<Tc, Tm>::activations(Activa
     a.rstd.emplace_back(L.norm ? n(rows) : 0);
   }
   // float32 GEMM results: exact mode's outputs (rows, widest) and weight gradients (out, in) before rounding
-  std::int64_t scratch = exact_ ? rows * widest : 0;
+  std::int64_t scratch = exact_ || fp8_ ? rows * widest : 0;
+  if (fp8_) fp8_batch_buffers(a, rows, training);
   if (training && !std::is_same_v<Tc, float>) scratch = std::max(scratch, largest_weight);
   a.scratch = DeviceBuffer<float>(n(scratch));
   if (training) {
@@ -344,7 +348,7 @@ sim::StepResult GpuMlpLane<Tc, Tm>::step(const sim::Batch& batch, double lr, boo
       sim::TensorRecord rec;
       rec.index = t;
       rec.made = to_histogram(histograms[t]);
-      if (counts) {
+      if (counts || (fp8_ && fp8_rounded_[t])) {
         rec.effects = to_effects(effects[t]);
         *rec.effects += cast_effects[t];
       }

@@ -1,7 +1,8 @@
 // Internal: the GPU lane, the CUDA twin of sim/mlp_lane.hpp. Tc is the compute format (activations, gradients, the
 // GEMM inputs), Tm the master format (weights and optimizer state): <float, float> fp32, <__half, float> fp16-amp,
-// <__nv_bfloat16, float> bf16-amp, <__half, __half> fp16-pure. mlp_lane.cu holds the set-up and the step's host
-// side, mlp_passes.cu the device work of a step (forward, loss, backward, update).
+// <__nv_bfloat16, float> bf16-amp, <__half, __half> fp16-pure; fp8 is <float, float> with the GEMM inputs quantized
+// (mlp_fp8.cu). mlp_lane.cu holds the set-up and the step's host side, mlp_passes.cu the device work of a step
+// (forward, loss, backward, update).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -14,6 +15,7 @@
 
 #include "gpu/blas.cuh"
 #include "gpu/buffer.cuh"
+#include "gpu/fp8.cuh"
 #include "gpu/gpu_lane.hpp"
 #include "gpu/kernels.cuh"
 
@@ -39,6 +41,8 @@ class GpuMlpLane final : public sim::Lane {
   static constexpr bool has_copy = !std::is_same_v<Tc, Tm>;  // AMP: fp16/bf16 copies of the float32 masters
   // float32 results of the lane's own arithmetic are not a narrowing: not counted (as on the CPU)
   static constexpr bool counts = !std::is_same_v<Tc, float>;
+  static constexpr bool fp8_capable = std::is_same_v<Tc, float> && std::is_same_v<Tm, float>;
+  using Fp8Bytes = DeviceBuffer<__nv_fp8_storage_t>;
 
   enum Kind { weight = 0, bias, weight_grad, bias_grad, activation, activation_grad };
   static std::size_t tensor(int layer, Kind kind) { return 1 + 6 * static_cast<std::size_t>(layer) + kind; }
@@ -51,6 +55,8 @@ class GpuMlpLane final : public sim::Lane {
     DeviceBuffer<Tc> wc, bc, gammac, betac;        // compute copies (AMP only), written by the update
     DeviceBuffer<Tc> gw, gb, gg, gbe;              // gradients as produced, scaled: (out, in), (out), (out), (out)
     DeviceBuffer<Tm> w1, w2, b1, b2, g1, g2, e1, e2;  // optimizer state (momentum / exp_avg, exp_avg_sq)
+    DeviceBuffer<float> wq;                        // fp8 exact: the quantized weight (out, in), E4M3 values
+    Fp8Bytes wq8, wq8t;                            // fp8 fast: E4M3 bytes (out16, in16) and transposed (in16, out16)
     // The parameters in the compute format: the copies, or the masters themselves.
     const Tc* weight_c() const { return compute(wc, w); }
     const Tc* bias_c() const { return compute(bc, b); }
@@ -81,6 +87,13 @@ class GpuMlpLane final : public sim::Lane {
     DeviceBuffer<int> correct;                    // (rows)
     DeviceBuffer<std::int64_t> row_numbers, labels;  // (rows)
     DeviceBuffer<float> x, targets;               // (rows, in0) without a device dataset; (rows, outputs)
+    // fp8: the quantized GEMM inputs of each layer (exact: float values (rows, in); fast: E4M3 bytes (rows16, in16)
+    // and transposed), the quantized output gradient (exact (rows, out); fast E5M2 (rows16, out16) and transposed),
+    // and fast mode's padded float32 GEMM results (sizes rounded up to 16)
+    std::vector<DeviceBuffer<float>> xq;
+    std::vector<Fp8Bytes> xq8, xq8t;
+    DeviceBuffer<float> gq, padded;
+    Fp8Bytes gq8, gq8t;
     bool has_labels = false, has_targets = false;
     // The output of layer k (the next layer's input).
     const Tc* output(std::size_t k) const {
@@ -127,12 +140,23 @@ class GpuMlpLane final : public sim::Lane {
   void exact_gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const Tc* a, std::int64_t lda,
                   const Tc* b, std::int64_t ldb, float* d);
   bool keeps_z(std::size_t k) const;
+  // ---- fp8 (mlp_fp8.cu; <float, float> only) ----
+  void fp8_setup();
+  void fp8_layer_buffers(Layer& L);
+  void fp8_batch_buffers(Activations& a, std::int64_t rows, bool training);
+  // scratch (rows, out) = descaled quantized input · quantized weightᵀ (quantizes both)
+  void fp8_forward_gemm(Activations& a, int k, const float* in, const Stats& s);
+  // quantizes gz (rows, out); L.gw = the weight gradient; when `input_grad`, scratch (rows, in) = d loss / d input
+  void fp8_backward_gemms(Activations& a, int k, const float* gz, bool input_grad, const Stats& s);
+  void fp8_end_step();
+  PointStats fp8_point(const Stats& s, std::size_t t);
 
   int device_;  // made current before anything else is made
   sim::LaneConfig config_;
   sim::ModelConfig model_;
   GpuLaneOptions options_;
   bool exact_;
+  bool fp8_;  // the fp8 recipe (GEMM inputs quantized with per-tensor scales)
   Stream stream_;  // destroyed after every buffer that work on it uses
   std::unique_ptr<Blas> blas_;  // fast mode
   std::vector<sim::TensorInfo> tensors_;
@@ -180,6 +204,12 @@ class GpuMlpLane final : public sim::Lane {
   DeviceEffects* cast_fx_now() const { return reinterpret_cast<DeviceEffects*>(stats_block_.get()); }
   DeviceEffects* effects() const { return reinterpret_cast<DeviceEffects*>(stats_block_.get() + effects_offset_); }
   DeviceHistogram* histograms() const { return reinterpret_cast<DeviceHistogram*>(stats_block_.get() + histograms_offset_); }
+  // fp8: the scaling slots (3 per layer), their amax histories (fp8_history values each) and the tensors whose
+  // rounding points are the quantizations
+  DeviceBuffer<Fp8Slot> fp8_slots_;
+  DeviceBuffer<double> fp8_history_;
+  DeviceBuffer<int> fp8_filled_, fp8_head_;
+  std::vector<bool> fp8_rounded_;
   GraphExec graph_, recording_graph_;
   std::int64_t warm_rows_ = -1;  // the batch size a step has run at directly (cuBLASLt plans made): graphs may capture
   float last_scale_used_ = 1.0f;

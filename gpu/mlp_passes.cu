@@ -85,6 +85,7 @@ void GpuMlpLane<Tc, Tm>::run_step(Activations& a, const Stats& s) {
   forward(a, s);
   loss(a, true, s, &step_out()->loss);
   backward(a, s);
+  if (fp8_) fp8_end_step();
   kernels::finish_backward(grad_partials_.get(), static_cast<int>(grad_partials_.size()), scaler_.get(), step_out(), stream);
   update(s);
 }
@@ -113,13 +114,18 @@ void GpuMlpLane<Tc, Tm>::forward(Activations& a, const Stats& s) {
       flag_slot(s, tensors_[tensor(layer, kind)].name, 0, static_cast<int>(next_point_), false, 4 * layer + parameter);
     };
     weight_cast(weight, 0);
-    weight_cast(bias, 1);
     // z = round(round(in · Wᵀ) + b)   (rows, out)
-    if (exact_) {
-      exact_gemm(false, true, rows, L.out, L.in, in, L.in, L.weight_c(), L.in, a.scratch.get());
+    if (exact_ || fp8_) {
+      if (fp8_) {
+        if constexpr (fp8_capable) fp8_forward_gemm(a, layer, in, s);  // (also the bias cast's flag)
+      } else {
+        weight_cast(bias, 1);
+        exact_gemm(false, true, rows, L.out, L.in, in, L.in, L.weight_c(), L.in, a.scratch.get());
+      }
       kernels::cast<float, Tc>(a.scratch.get(), a.z[k].get(), n, point(s, act, false), stream);
       kernels::bias_add<Tc>(a.z[k].get(), L.bias_c(), a.z[k].get(), rows, L.out, point(s, act, last), stream);
     } else {
+      weight_cast(bias, 1);
       const bool fused_relu = !keeps_z(k);  // (hidden ReLU layers) h = relu(in · Wᵀ + b) in one rounding
       blas_->gemm(false, true, rows, L.out, L.in, in, L.in, L.weight_c(), L.in, fused_relu ? a.h[k].get() : a.z[k].get(),
                   cuda_type<Tc>, cuda_type<Tc>, fused_relu ? Epilogue::relu_bias : Epilogue::bias, L.bias_c());
@@ -169,7 +175,9 @@ void GpuMlpLane<Tc, Tm>::backward(Activations& a, const Stats& s) {
     float* dw32 = nullptr;
     if constexpr (std::is_same_v<Tc, float>) dw32 = L.gw.get();
     else dw32 = a.scratch.get();
-    if (exact_) {
+    if (fp8_) {
+      if constexpr (fp8_capable) fp8_backward_gemms(a, k, gz, k > 0, s);  // dW, and da into scratch
+    } else if (exact_) {
       exact_gemm(true, false, L.out, L.in, rows, gz, L.out, in, L.in, dw32);
     } else {
       blas_->gemm(true, false, L.out, L.in, rows, gz, L.out, in, L.in, dw32, cuda_type<Tc>, CUDA_R_32F);
@@ -192,8 +200,8 @@ void GpuMlpLane<Tc, Tm>::backward(Activations& a, const Stats& s) {
     const auto p = static_cast<std::size_t>(k) - 1;
     const std::size_t below = tensor(k - 1, activation_grad);
     // da = round(gz · W) (rows, in)
-    if (exact_) {
-      exact_gemm(false, false, rows, L.in, L.out, gz, L.out, L.weight_c(), L.in, a.scratch.get());
+    if (exact_ || fp8_) {
+      if (!fp8_) exact_gemm(false, false, rows, L.in, L.out, gz, L.out, L.weight_c(), L.in, a.scratch.get());
       kernels::cast<float, Tc>(a.scratch.get(), a.da.get(), static_cast<std::size_t>(rows * L.in), point(s, below, false), stream);
     } else {
       blas_->gemm(false, false, rows, L.in, L.out, gz, L.out, L.weight_c(), L.in, a.da.get(), cuda_type<Tc>, cuda_type<Tc>);

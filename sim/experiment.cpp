@@ -174,9 +174,9 @@ LossScaleConfig parse_loss_scale(JsonObject o) {
 // What GPU lanes run (gpu/gpu_lane.hpp), checked here so that the error names the key.
 void check_gpu_lane(JsonObject& o, const LaneSpec& s, const std::string& recipe) {
   const Recipe& r = s.lane.recipe;
-  if (recipe != "fp32" && recipe != "fp16-amp" && recipe != "bf16-amp" && recipe != "fp16-pure")
-    o.fail("recipe", "the " + recipe + " recipe has no GPU lane yet (gpu lanes run fp32, fp16-amp, bf16-amp and "
-                     "fp16-pure; \"backend\": \"cpu\" runs it emulated)");
+  if (recipe != "fp32" && recipe != "fp16-amp" && recipe != "bf16-amp" && recipe != "fp16-pure" && recipe != "fp8")
+    o.fail("recipe", "the " + recipe + " recipe has no GPU lane (gpu lanes run fp32, fp16-amp, bf16-amp, fp16-pure "
+                     "and fp8; \"backend\": \"cpu\" runs it emulated)");
   for (const RoleFormat* role : {&r.weights, &r.activations, &r.gradients, &r.update})
     if (role->rounding != Rounding::nearest_even) o.fail("rounding", "gpu lanes round to nearest-even only");
   if (s.gemm == "fast" && r.mma != Accumulation::fp32)

@@ -2,21 +2,26 @@
 // (with their rounding counts and histograms against sim's and analysis' code), histograms of arbitrary bit
 // patterns, the mma.sync GEMM against the H100's tiles and the CPU h100 model, the FMA GEMM against the CPU fp32
 // model, the device loss scaler against GradScaler's traces, the optimizer kernel against sim::ParamOptimizer,
-// bias-gradient sums against the CPU's order.
+// bias-gradient sums against the CPU's order, FP8 quantization and delayed scaling against RoundedOps and
+// sim::DelayedScaling.
 #include <zlib.h>
 
 #include <cstring>
 #include <fstream>
 #include <random>
 
+#include "gpu/blas.cuh"
 #include "gpu/buffer.cuh"
+#include "gpu/fp8.cuh"
 #include "gpu/kernels.cuh"
 #include "gpu/stats_host.hpp"
 #include "gpu_support.hpp"
 #include "sim/gemm.hpp"
+#include "sim/loss_scaler.hpp"
 #include "sim/npy.hpp"
 #include "sim/optimizer.hpp"
 #include "sim/round_array.hpp"
+#include "sim/rounding.hpp"
 
 using namespace mpscope;
 using gpu::DeviceBuffer;
@@ -379,3 +384,163 @@ TEST(GpuKernels, BiasGradientSumsFollowTheCpuOrder) {
 }
 
 }  // namespace
+
+namespace {
+
+// Oracle inputs (infinities, NaNs, ties, subnormal boundaries) and random values over a wide range of exponents.
+std::vector<float> fp8_inputs() {
+  const sim::NpzFile npz(gputest::data_dir() / "rounding_public.npz");
+  const sim::NpyArray in = npz.read("input_f32");
+  std::vector<float> v(in.values<float>().begin(), in.values<float>().end());
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-30, 20);
+  for (int i = 0; i < 20000; ++i) v.push_back(std::ldexp(normal(rng), exponent(rng)));
+  for (float x : {448.0f, 449.0f, 464.0f, 465.0f, 480.0f, 57344.0f, 61440.0f, 61441.0f, 0x1p-9f, 0x1p-10f, 0x1.8p-10f,
+                  0x1p-16f, 0x1p-17f, 0x1.8p-17f, -0.0f})
+    v.push_back(x);
+  return v;
+}
+
+}  // namespace
+
+// RoundedOps::quantize: q = round_sat(x * scale), its effects, inf/NaN flag and amax; float values (exact mode) and
+// padded FP8 bytes with their transpose (fast mode).
+TEST(GpuKernels, Fp8QuantizeMatchesTheCpuCastWithScaleAndAmax) {
+  MPSCOPE_REQUIRE_GPU();
+  const std::vector<float> input = fp8_inputs();
+  const DeviceBuffer<float> d_in = to_device(input);
+  for (const gpu::Fp8Kind kind : {gpu::Fp8Kind::e4m3, gpu::Fp8Kind::e5m2}) {
+    const sim::Format format =
+        (kind == gpu::Fp8Kind::e4m3 ? sim::e4m3fn() : sim::e5m2()).with_overflow(sim::Overflow::saturate);
+    for (const float scale : {1.0f, 0.37f, 1024.0f}) {
+      SCOPED_TRACE(format.name + " scale " + std::to_string(scale));
+      std::vector<float> scaled(input.size()), want(input.size());
+      double amax = 0;
+      for (std::size_t i = 0; i < input.size(); ++i) {
+        scaled[i] = input[i] * scale;
+        if (!std::isnan(input[i])) amax = std::max(amax, static_cast<double>(std::fabs(input[i])));
+      }
+      sim::round_array(std::span<const float>(scaled), std::span<float>(want), format, sim::Rounding::nearest_even);
+      const gpu::Fp8Slot initial{1.0f / scale, scale, 0u, 0u};
+      DeviceBuffer<gpu::Fp8Slot> slot(1);
+      slot.upload(&initial, 1, nullptr);
+      // exact mode's layout: one row, float values
+      DeviceBuffer<float> out(input.size());
+      PointBuffers p;
+      const auto n = static_cast<std::int64_t>(input.size());
+      gpu::kernels::fp8_quantize<float>(kind, d_in.get(), 1, n, 1, n, slot.get(), true, out.get(), nullptr, p.stats(), nullptr);
+      const std::vector<float> got = out.download(nullptr);
+      bool nonfinite = false;
+      for (std::size_t i = 0; i < input.size(); ++i) {
+        ASSERT_TRUE(gputest::same_bits(got[i], want[i])) << std::hexfloat << input[i] << " * " << scale << ": " << got[i]
+                                                         << " vs CPU " << want[i];
+        nonfinite = nonfinite || !std::isfinite(want[i]);
+      }
+      EXPECT_EQ(text(p.effects()), text(sim::count_rounding_effects(std::span<const float>(scaled), std::span<const float>(want), format)));
+      EXPECT_EQ(p.raised(), nonfinite);
+      EXPECT_EQ(static_cast<double>(std::bit_cast<float>(slot.download(nullptr)[0].amax_bits)), amax);
+
+      // fast mode's layout: (37, 29) padded to (48, 32), bytes, and transposed
+      const std::int64_t rows = 37, cols = 29, rows_p = 48, cols_p = 32;
+      DeviceBuffer<__nv_fp8_storage_t> bytes(static_cast<std::size_t>(rows_p * cols_p)), bytes_t(bytes.size());
+      gpu::kernels::fp8_quantize<__nv_fp8_storage_t>(kind, d_in.get(), rows, cols, rows_p, cols_p, slot.get(), false,
+                                                     bytes.get(), bytes_t.get(), PointStats{}, nullptr);
+      const std::vector<__nv_fp8_storage_t> b = bytes.download(nullptr), bt = bytes_t.download(nullptr);
+      for (std::int64_t r = 0; r < rows_p; ++r)
+        for (std::int64_t c = 0; c < cols_p; ++c) {
+          const auto q = b[static_cast<std::size_t>(r * cols_p + c)];
+          ASSERT_EQ(q, bt[static_cast<std::size_t>(c * rows_p + r)]) << r << "," << c;
+          if (r >= rows || c >= cols) {
+            ASSERT_EQ(q, 0) << "padding " << r << "," << c;
+            continue;
+          }
+          const double v = sim::decode(q, format), w = want[static_cast<std::size_t>(r * cols + c)];
+          ASSERT_TRUE(std::isnan(w) ? std::isnan(v) : v == w && std::signbit(v) == std::signbit(w)) << r << "," << c;
+        }
+    }
+  }
+}
+
+// sim::DelayedScaling: the next scale from the amax history (here 3 long, margin 1), kept when the window's amax
+// is 0 or infinite; per slot E4M3's or E5M2's largest value.
+TEST(GpuKernels, Fp8DelayedScalingFollowsTheAmaxHistory) {
+  MPSCOPE_REQUIRE_GPU();
+  const int history = 3, margin = 1;
+  std::vector<sim::DelayedScaling> cpu = {sim::DelayedScaling(448.0, history, margin), sim::DelayedScaling(448.0, history, margin),
+                                          sim::DelayedScaling(57344.0, history, margin)};
+  std::vector<gpu::Fp8Slot> slots(3, gpu::Fp8Slot{1.0f, 1.0f, 0u, 0u});
+  DeviceBuffer<gpu::Fp8Slot> d_slots(3);
+  DeviceBuffer<double> d_history(3 * history);
+  DeviceBuffer<int> filled(3), head(3);
+  filled.zero(nullptr);
+  head.zero(nullptr);
+  const std::vector<std::vector<float>> amaxes = {{0.0f, 3.0f, 1e-3f},  {2.5f, 0.0f, 7e-4f}, {0.1f, INFINITY, 2e-2f},
+                                                  {0.2f, 5.0f, 1e-5f},  {0.3f, 6.0f, 3e-5f}, {0.0f, 0.0f, 0.0f},
+                                                  {1e30f, 0.5f, 9e-6f}, {0.4f, 0.5f, 1e-6f}};
+  for (std::size_t step = 0; step < amaxes.size(); ++step) {
+    for (std::size_t i = 0; i < 3; ++i) slots[i].amax_bits = std::bit_cast<unsigned>(amaxes[step][i]);
+    d_slots.upload(slots, nullptr);
+    gpu::kernels::fp8_end_step(d_slots.get(), 3, d_history.get(), filled.get(), head.get(), history, margin, nullptr);
+    slots = d_slots.download(nullptr);
+    for (std::size_t i = 0; i < 3; ++i) {
+      cpu[i].record(amaxes[step][i]);
+      EXPECT_EQ(slots[i].scale, cpu[i].scale()) << "step " << step << " slot " << i;
+      EXPECT_EQ(slots[i].inv_scale, cpu[i].inv_scale()) << "step " << step << " slot " << i;
+      EXPECT_EQ(slots[i].amax_bits, 0u);
+    }
+  }
+}
+
+// cuBLASLt's FP8 GEMM (fast mode): D = x_scale * y_scale * X Yᵀ against the exact sum of the products. FP8 products
+// are exact in float32; the H100's FP8 tensor cores accumulate with fewer bits than float32, so the bound is 2^-10
+// of the sum of |products| (float32 accumulation would stay near 2^-20 for these sizes).
+TEST(GpuKernels, Fp8GemmOfCublasLtIsCloseToTheExactSum) {
+  MPSCOPE_REQUIRE_GPU();
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  gpu::Stream stream;
+  gpu::Blas blas(stream.get(), std::size_t{32} << 20);
+  const sim::Format e4m3 = sim::e4m3fn().with_overflow(sim::Overflow::saturate);
+  const sim::Format e5m2 = sim::e5m2().with_overflow(sim::Overflow::saturate);
+  for (const auto& [m, n, k] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{16, 16, 16}, {32, 64, 16}, {64, 16, 32},
+                                {48, 80, 96}, {256, 256, 256}}) {
+    for (const bool x_e5m2 : {false, true}) {
+      SCOPED_TRACE(std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + (x_e5m2 ? " e5m2 x e4m3" : " e4m3 x e4m3"));
+      const sim::Format& xf = x_e5m2 ? e5m2 : e4m3;
+      std::vector<__nv_fp8_storage_t> x(static_cast<std::size_t>(m * k)), y(static_cast<std::size_t>(n * k));
+      std::vector<double> xv(x.size()), yv(y.size());
+      for (std::size_t i = 0; i < x.size(); ++i) {
+        x[i] = static_cast<__nv_fp8_storage_t>(sim::encode(normal(rng), xf));
+        xv[i] = sim::decode(x[i], xf);
+      }
+      for (std::size_t i = 0; i < y.size(); ++i) {
+        y[i] = static_cast<__nv_fp8_storage_t>(sim::encode(normal(rng) * 4, e4m3));
+        yv[i] = sim::decode(y[i], e4m3);
+      }
+      const std::vector<float> scales = {0.25f, 0, 0, 0, 3.0f};  // (scale pointers 16-byte aligned)
+      const DeviceBuffer<__nv_fp8_storage_t> dx = to_device(x), dy = to_device(y);
+      const DeviceBuffer<float> ds = to_device(scales);
+      DeviceBuffer<float> dd(static_cast<std::size_t>(m * n));
+      MPSCOPE_CUDA_CHECK(cudaDeviceSynchronize());  // (the uploads ran on the legacy stream)
+      try {
+        blas.gemm_fp8(m, n, k, dx.get(), x_e5m2 ? CUDA_R_8F_E5M2 : CUDA_R_8F_E4M3, ds.get(), dy.get(), CUDA_R_8F_E4M3,
+                      ds.get() + 4, dd.get());
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        continue;
+      }
+      const std::vector<float> d = dd.download(stream.get());
+      for (std::int64_t i = 0; i < m; ++i)
+        for (std::int64_t j = 0; j < n; ++j) {
+          double sum = 0, magnitude = 0;
+          for (std::int64_t l = 0; l < k; ++l) {
+            const double p = xv[static_cast<std::size_t>(i * k + l)] * yv[static_cast<std::size_t>(j * k + l)];
+            sum += p;
+            magnitude += std::fabs(p);
+          }
+          ASSERT_NEAR(d[static_cast<std::size_t>(i * n + j)], 0.75 * sum, 0.75 * magnitude * 0x1p-10) << i << "," << j;
+        }
+    }
+  }
+}

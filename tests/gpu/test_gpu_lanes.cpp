@@ -145,10 +145,40 @@ TEST(GpuExactLane, EveryRecipeMatchesTheCpuLane) {
   const Problem s = spiral_problem();
   for (const auto& [recipe, mma] : {std::pair{"fp32", sim::Accumulation::fp32}, std::pair{"fp16-amp", sim::Accumulation::fp32},
                                     std::pair{"fp16-amp", sim::Accumulation::h100}, std::pair{"bf16-amp", sim::Accumulation::fp32},
-                                    std::pair{"fp16-pure", sim::Accumulation::h100}, std::pair{"fp16-pure", sim::Accumulation::fp32}}) {
+                                    std::pair{"fp16-pure", sim::Accumulation::h100}, std::pair{"fp16-pure", sim::Accumulation::fp32},
+                                    std::pair{"fp8", sim::Accumulation::fp32}}) {
     SCOPED_TRACE(std::string(recipe) + " mma " + std::string(sim::to_string(mma)));
     expect_lockstep_identical(s, lane_config(recipe, mma), 40, 13);
   }
+}
+
+// fp8: E4M3/E5M2 quantization with delayed scaling (short histories that roll over, a margin, no scaling), with
+// LayerNorm and GELU too; the exact mode's float GEMMs of FP8 values are the CPU's fp32 model.
+TEST(GpuExactLane, Fp8DelayedScalingMatchesTheCpuLane) {
+  MPSCOPE_REQUIRE_GPU();
+  Problem s = spiral_problem({2, 24, 40, 3});
+  sim::LaneConfig c = lane_config("fp8", sim::Accumulation::fp32);
+  {
+    SCOPED_TRACE("history 1024");
+    expect_lockstep_identical(s, c, 30, 7, true);
+  }
+  c.fp8_history = 3;
+  c.fp8_margin = 1;
+  {
+    SCOPED_TRACE("history 3, margin 1");
+    expect_lockstep_identical(s, c, 30, 7);
+  }
+  c.recipe.delayed_scaling = false;
+  {
+    SCOPED_TRACE("no scaling");
+    expect_lockstep_identical(s, c, 12, 5);
+  }
+  s.model.activation = sim::Activation::gelu;
+  s.model.layer_norm = true;
+  s.init = sim::default_initial_weights(s.model, 7);
+  c = lane_config("fp8", sim::Accumulation::fp32);
+  SCOPED_TRACE("gelu + LayerNorm");
+  expect_lockstep_identical(s, c, 20, 7);
 }
 
 // Each operation of the model, forward and backward, through whole steps: activations, LayerNorm, losses,
@@ -227,9 +257,11 @@ TEST(GpuFastLane, StaysCloseToTheCpuLane) {
     double gradient_nmse;  // after one step, from identical weights
     double loss_relative;  // largest relative loss difference over 100 steps
   };
-  // fp16: unit roundoff 2^-11, so single roundings differ by ~5e-4 relative; bf16 2^-8; fp32 2^-24.
+  // fp16: unit roundoff 2^-11, so single roundings differ by ~5e-4 relative; bf16 2^-8; fp32 2^-24. fp8: the same
+  // quantization on both sides, so the first step differs only by summation order (float32 vs the FP8 tensor cores'
+  // accumulation); later a value that lands on the other side of an E4M3/E5M2 rounding boundary moves by 2^-4..2^-3.
   for (const Case& k : {Case{"fp32", 1e-10, 1e-4}, Case{"fp16-amp", 1e-4, 0.02}, Case{"bf16-amp", 1e-2, 0.1},
-                        Case{"fp16-pure", 1e-4, 0.05}}) {
+                        Case{"fp16-pure", 1e-4, 0.05}, Case{"fp8", 1e-6, 0.05}}) {
     const sim::LaneConfig c = lane_config(k.recipe, sim::Accumulation::fp32);
     auto cpu = sim::make_lane(c, s.model, s.init);
     auto gpu = gpu_lane(c, s, gpu::GemmMode::fast);
@@ -312,7 +344,7 @@ TEST(GpuLane, RefusesWhatItCannotRun) {
     }
     return "";
   };
-  EXPECT_NE(message(lane_config("fp8", sim::Accumulation::fp32), gpu::GemmMode::fast).find("fp8"), std::string::npos);
+  EXPECT_NE(message(lane_config("fp8", sim::Accumulation::h100), gpu::GemmMode::exact).find("fp8"), std::string::npos);
   EXPECT_NE(message(lane_config("fp64", sim::Accumulation::fp32), gpu::GemmMode::fast).find("fp64"), std::string::npos);
   EXPECT_NE(message(lane_config("exact", sim::Accumulation::fp32), gpu::GemmMode::exact).find("exact"), std::string::npos);
   EXPECT_NE(message(lane_config("fp16-amp", sim::Accumulation::h100), gpu::GemmMode::fast).find("\"gemm\": \"exact\""),
