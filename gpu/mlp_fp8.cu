@@ -25,13 +25,6 @@ void GpuMlpLane<Tc, Tm>::fp8_setup() {
   fp8_head_ = DeviceBuffer<int>(static_cast<std::size_t>(slots));
   fp8_filled_.zero(stream_.get());
   fp8_head_.zero(stream_.get());
-  // the quantizations are rounding points of: each layer's weight, each layer's input, each output gradient
-  fp8_rounded_.assign(tensors_.size(), false);
-  for (int k = 0; k < model_.layers(); ++k) {
-    fp8_rounded_[tensor(k, weight)] = true;
-    fp8_rounded_[k == 0 ? input_tensor : tensor(k - 1, activation)] = true;
-    fp8_rounded_[tensor(k, activation_grad)] = true;
-  }
 }
 
 template <typename Tc, typename Tm>

@@ -348,7 +348,7 @@ sim::StepResult GpuMlpLane<Tc, Tm>::step(const sim::Batch& batch, double lr, boo
       sim::TensorRecord rec;
       rec.index = t;
       rec.made = to_histogram(histograms[t]);
-      if (counts || (fp8_ && fp8_rounded_[t])) {
+      if (counts || (fp8_ && fp8_rounds(info))) {
         rec.effects = to_effects(effects[t]);
         *rec.effects += cast_effects[t];
       }

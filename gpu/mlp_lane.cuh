@@ -150,6 +150,12 @@ class GpuMlpLane final : public sim::Lane {
   void fp8_backward_gemms(Activations& a, int k, const float* gz, bool input_grad, const Stats& s);
   void fp8_end_step();
   PointStats fp8_point(const Stats& s, std::size_t t);
+  // the tensors the quantizations round: each layer's weight, each layer's input (the network input and every
+  // hidden activation), each output gradient
+  bool fp8_rounds(const sim::TensorInfo& t) const {
+    return t.kind == "weight" || t.kind == "input" || t.kind == "activation_grad" ||
+           (t.kind == "activation" && t.layer < model_.layers());
+  }
 
   int device_;  // made current before anything else is made
   sim::LaneConfig config_;
@@ -204,12 +210,10 @@ class GpuMlpLane final : public sim::Lane {
   DeviceEffects* cast_fx_now() const { return reinterpret_cast<DeviceEffects*>(stats_block_.get()); }
   DeviceEffects* effects() const { return reinterpret_cast<DeviceEffects*>(stats_block_.get() + effects_offset_); }
   DeviceHistogram* histograms() const { return reinterpret_cast<DeviceHistogram*>(stats_block_.get() + histograms_offset_); }
-  // fp8: the scaling slots (3 per layer), their amax histories (fp8_history values each) and the tensors whose
-  // rounding points are the quantizations
+  // fp8: the scaling slots (3 per layer) and their amax histories (fp8_history values each)
   DeviceBuffer<Fp8Slot> fp8_slots_;
   DeviceBuffer<double> fp8_history_;
   DeviceBuffer<int> fp8_filled_, fp8_head_;
-  std::vector<bool> fp8_rounded_;
   GraphExec graph_, recording_graph_;
   std::int64_t warm_rows_ = -1;  // the batch size a step has run at directly (cuBLASLt plans made): graphs may capture
   float last_scale_used_ = 1.0f;
