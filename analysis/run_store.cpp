@@ -393,6 +393,11 @@ void RunWriter::commit() {
   flush();
 }
 
+void RunWriter::commit_and_wait() {
+  commit();
+  wait_idle();
+}
+
 void RunWriter::finish(const std::string& status, const std::string& error) {
   if (finished_) return;
   finished_ = true;

@@ -119,6 +119,7 @@ class RunWriter {
   void set_meta(const std::string& key, const std::string& value);
 
   void commit();  // ends the current batch: everything so far becomes visible and survives a crash
+  void commit_and_wait();  // the same, and returns once the writer thread has committed it (a reader sees it now)
   // Final status ("finished", "failed"); waits for every pending write, checkpoints the WAL into the file.
   void finish(const std::string& status, const std::string& error = "");
 

@@ -149,7 +149,18 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
   double reference_start = 0;
   auto last_commit = std::chrono::steady_clock::now();
   std::int64_t steps_since_commit = 0;
+  const auto commit = [&](bool wait) {
+    writer->set_meta("steps_done", std::to_string(result.steps_done));
+    if (wait) writer->commit_and_wait();  // pausing: a reader must see every step so far before the gate waits
+    else writer->commit();
+    steps_since_commit = 0;
+    last_commit = std::chrono::steady_clock::now();
+  };
   for (std::int64_t step = 0; step < e.steps; ++step) {
+    if (options.gate && options.gate->hold(step)) {
+      if (writer && steps_since_commit > 0) commit(true);
+      options.gate->wait(step);
+    }
     if (options.stop && options.stop->load()) {
       result.interrupted = true;
       break;
@@ -294,12 +305,8 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
     ++steps_since_commit;
     const auto now = std::chrono::steady_clock::now();
     if (writer && (steps_since_commit >= options.commit_every_steps ||
-                   std::chrono::duration<double>(now - last_commit).count() >= options.commit_every_seconds)) {
-      writer->set_meta("steps_done", std::to_string(result.steps_done));
-      writer->commit();
-      steps_since_commit = 0;
-      last_commit = now;
-    }
+                   std::chrono::duration<double>(now - last_commit).count() >= options.commit_every_seconds))
+      commit(false);
     if (options.progress) options.progress(result.steps_done, e.steps);
     if (std::none_of(lanes.begin(), lanes.end(), [](const LaneState& l) { return l.active; })) break;
   }

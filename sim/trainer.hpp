@@ -15,11 +15,22 @@
 
 namespace mpscope::sim {
 
+// Pause and single steps (the GUI): before each step the trainer asks hold(step); when it says yes, the trainer
+// commits what it has recorded and waits for the commit (a reader then sees every step so far), then calls
+// wait(step), which blocks until the run may go on or stop is set. Both are called on the thread that runs train().
+class StepGate {
+ public:
+  virtual ~StepGate() = default;
+  virtual bool hold(std::int64_t next_step) = 0;
+  virtual void wait(std::int64_t next_step) = 0;
+};
+
 struct TrainOptions {
   int threads = 0;  // 0: one per lane, at most the hardware's
   // After every step: steps done, steps planned.
   std::function<void(std::int64_t, std::int64_t)> progress;
   const std::atomic<bool>* stop = nullptr;  // when it turns true: finish the step, record, stop
+  StepGate* gate = nullptr;                 // may be null: no pausing
   std::int64_t commit_every_steps = 50;     // run-file batches: whichever comes first
   double commit_every_seconds = 1.0;
   // Builds each lane; the default makes CPU lanes (sim::make_lane). The app passes one that also makes GPU lanes.

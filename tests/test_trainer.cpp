@@ -2,6 +2,7 @@
 // marked diverged with the tensor where inf/NaN appeared first, while the others finish; the run file holds it all.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "analysis/run_store.hpp"
@@ -56,6 +57,53 @@ TEST(Trainer, ResultsDoNotDependOnTheThreadCount) {
       ASSERT_EQ(runs[k][i].loss_scale, runs[0][i].loss_scale);
       ASSERT_EQ(runs[k][i].weight_distance, runs[0][i].weight_distance);
     }
+}
+
+// The GUI's Pause and Step: a gate that holds before given steps. While held, a reader sees every step so far
+// (the trainer commits before it waits); the run's numbers are those of a run that never paused.
+class HoldAt : public sim::StepGate {
+ public:
+  HoldAt(std::vector<std::int64_t> steps, fs::path file) : steps_(std::move(steps)), file_(std::move(file)) {}
+  bool hold(std::int64_t next_step) override {
+    return std::find(steps_.begin(), steps_.end(), next_step) != steps_.end();
+  }
+  void wait(std::int64_t next_step) override {
+    analysis::RunReader reader(file_);  // another connection, as the GUI's
+    seen.push_back(reader.steps().size());
+    held.push_back(next_step);
+  }
+  std::vector<std::size_t> seen;
+  std::vector<std::int64_t> held;
+
+ private:
+  std::vector<std::int64_t> steps_;
+  fs::path file_;
+};
+
+TEST(Trainer, AGateHoldsBeforeStepsWithEveryEarlierStepCommitted) {
+  json j = experiment();
+  j["lanes"] = json::array({j["lanes"][0], j["lanes"][1]});
+  const sim::Experiment e = sim::parse_experiment(j, ".");
+  const sim::Prepared p = sim::prepare(e);
+  const fs::path plain = scratch("plain.mpscope"), gated = scratch("gated.mpscope");
+  {
+    analysis::RunWriter w(plain, analysis::RunHeader{"{}", "{}", "", "test", e.steps});
+    sim::train(e, p, &w, {});
+  }
+  HoldAt gate({0, 7, 8, 30}, gated);
+  {
+    analysis::RunWriter w(gated, analysis::RunHeader{"{}", "{}", "", "test", e.steps});
+    sim::TrainOptions o;
+    o.gate = &gate;
+    o.commit_every_steps = 1000;  // no batch commit before step 30: only the gate's commits make steps visible
+    o.commit_every_seconds = 1e9;
+    sim::train(e, p, &w, o);
+  }
+  EXPECT_EQ(gate.held, (std::vector<std::int64_t>{0, 7, 8, 30}));
+  EXPECT_EQ(gate.seen, (std::vector<std::size_t>{0, 2 * 7, 2 * 8, 2 * 30}));
+  const auto a = analysis::RunReader(plain).steps(), b = analysis::RunReader(gated).steps();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i].loss, b[i].loss) << "row " << i;
 }
 
 TEST(Trainer, ADivergedLaneStopsTheOthersFinish) {

@@ -8,6 +8,7 @@
 #include "app/cli/commands.hpp"
 #include "app/cli/terminal.hpp"
 #include "sim/decimal.hpp"
+#include "sim/inspect.hpp"
 #include "sim/format.hpp"
 #include "sim/rounding.hpp"
 
@@ -23,18 +24,6 @@ struct InspectOptions {
   bool saturate = false;
   bool no_subnormals = false;
 };
-
-std::string binary(std::uint64_t x, int width) {
-  std::string s;
-  for (int i = width - 1; i >= 0; --i) s += ((x >> i) & 1) != 0 ? '1' : '0';
-  return s;
-}
-
-std::string hex(std::uint64_t x, int bits) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%0*llX", (bits + 3) / 4, static_cast<unsigned long long>(x));
-  return buf;
-}
 
 std::uint64_t parse_bits(const std::string& text, const sim::Format& f) {
   std::uint64_t v = 0;
@@ -56,43 +45,29 @@ std::uint64_t parse_bits(const std::string& text, const sim::Format& f) {
   return v;
 }
 
-std::string error_direction(double rounded, const sim::ParsedReal& input) {
-  const std::string d = sim::difference(rounded, input);
-  if (d == "0") return "exact";
-  return d[0] == '-' ? "rounded down" : "rounded up";
-}
-
 void describe(std::ostream& out, const sim::Format& f, std::uint64_t bits, const sim::ParsedReal* input,
               const Palette& colour) {
+  const sim::FormatReading r = sim::read_bits(f, bits, input);
   const int m = f.mantissa_bits, e = f.exponent_bits;
-  const double value = sim::decode(bits, f);
-  const sim::Category category = sim::classify_bits(bits, f);
   std::string title = f.name + "  (e" + std::to_string(e) + "m" + std::to_string(m) +
                       (f.specials == sim::Specials::fn ? "fn" : "") + ", bias " + std::to_string(f.bias);
   if (!f.switches().empty()) title += ", " + f.switches();
   out << title << ")\n";
-  out << "  bits        " << colour.sign() << ((bits >> (e + m)) & 1) << colour.reset() << " " << colour.exponent()
-      << binary((bits >> m) & f.exponent_field_max(), e) << colour.reset() << " " << colour.mantissa()
-      << (m > 0 ? binary(bits & f.mantissa_mask(), m) : "-") << colour.reset() << "   " << hex(bits, f.total_bits())
-      << "\n";
-  out << "  value       " << sim::exact_decimal(value) << "\n";
-  if (input != nullptr) {
-    if (category == sim::Category::nan && input->kind != sim::ParsedReal::Kind::nan) {
-      out << "  error       overflow: no finite value of " << f.name << " is this large, and it has no infinity\n";
-    } else if (category == sim::Category::infinite && input->kind == sim::ParsedReal::Kind::finite) {
-      out << "  error       overflow to infinity\n";
-    } else if (input->kind == sim::ParsedReal::Kind::finite) {
-      out << "  error       " << sim::difference(value, *input) << "  relative "
-          << sim::relative_difference(value, *input) << "  (" << error_direction(value, *input) << ")\n";
-    }
-  }
-  out << "  category    " << sim::to_string(category) << "\n";
-  if (std::isfinite(value)) {
+  out << "  bits        " << colour.sign() << r.sign << colour.reset() << " " << colour.exponent()
+      << sim::binary_digits(r.exponent_field, e) << colour.reset() << " " << colour.mantissa()
+      << (m > 0 ? sim::binary_digits(r.mantissa_field, m) : "-") << colour.reset() << "   "
+      << sim::hex_digits(bits, f.total_bits()) << "\n";
+  out << "  value       " << r.exact << "\n";
+  if (!r.error.empty())
+    out << "  error       " << r.error << "  relative " << r.relative_error << "  (" << r.direction << ")\n";
+  else if (!r.direction.empty())
+    out << "  error       " << r.direction << "\n";
+  out << "  category    " << sim::to_string(r.category) << "\n";
+  if (r.ulp) {
     // Past the largest finite value of a format without infinity there is only NaN: no neighbour.
-    const auto neighbour = [](double x) { return std::isnan(x) ? std::string("none") : sim::shortest(x); };
-    out << "  neighbours  " << neighbour(sim::next_down(value, f)) << "  <  x  <  " << neighbour(sim::next_up(value, f))
-        << "\n";
-    out << "  ulp         " << sim::shortest(sim::ulp(value, f)) << "\n";
+    const auto neighbour = [](std::optional<double> x) { return x ? sim::shortest(*x) : std::string("none"); };
+    out << "  neighbours  " << neighbour(r.next_down) << "  <  x  <  " << neighbour(r.next_up) << "\n";
+    out << "  ulp         " << sim::shortest(*r.ulp) << "\n";
   }
 }
 

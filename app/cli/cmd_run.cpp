@@ -7,7 +7,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "app/cli/backends.hpp"
+#include "app/common/backends.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/table.hpp"
 #include "app/cli/terminal.hpp"
@@ -120,7 +120,9 @@ int run(const RunOptions& o) {
   } catch (const sim::ConfigError& err) {
     throw InputError(err.what());
   }
-  const std::string gpu_problem = resolve_backends(e, o.fallback);  // may switch lanes to the CPU, or refuse
+  std::string fallback_warning;
+  const std::string gpu_problem = app::resolve_backends(e, o.fallback, &fallback_warning);  // may switch lanes to the CPU
+  if (!fallback_warning.empty()) std::cerr << "mpscope: warning: " << fallback_warning << "\n";
   if (!gpu_problem.empty()) {
     std::cerr << "mpscope: cannot run: " << gpu_problem << "\n";
     return exit_runtime_failure;
@@ -165,7 +167,7 @@ int run(const RunOptions& o) {
   options.threads = o.threads;
   options.stop = &stop_requested;
   options.progress = [&](std::int64_t done, std::int64_t total) { progress(done, total); };
-  options.make_lane = lane_factory(&prepared.data);
+  options.make_lane = app::lane_factory(&prepared.data);
   options.open_writer = open_writer;
   if (!o.quiet)
     std::cerr << "training " << e.name << ": " << e.lanes.size() << " lanes, " << e.steps << " steps of " << e.batch_size

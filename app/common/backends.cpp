@@ -1,13 +1,13 @@
-#include "app/cli/backends.hpp"
+#include "app/common/backends.hpp"
 
-#include <iostream>
 #include <stdexcept>
 
 #if defined(MPSCOPE_WITH_CUDA)
+#include "gpu/device.hpp"
 #include "gpu/gpu_lane.hpp"
 #endif
 
-namespace mpscope::cli {
+namespace mpscope::app {
 
 namespace {
 // Why GPU lanes cannot run here ("" when they can).
@@ -20,7 +20,7 @@ std::string gpu_unavailable() {
 }
 }  // namespace
 
-std::string resolve_backends(sim::Experiment& e, const std::string& fallback) {
+std::string resolve_backends(sim::Experiment& e, const std::string& fallback, std::string* warning) {
   std::string gpu_lanes;
   for (const auto& s : e.lanes)
     if (s.backend == "gpu") gpu_lanes += (gpu_lanes.empty() ? "" : ", ") + s.lane.name;
@@ -28,12 +28,21 @@ std::string resolve_backends(sim::Experiment& e, const std::string& fallback) {
   const std::string why = gpu_unavailable();
   if (why.empty()) return "";
   if (fallback == "cpu") {
-    std::cerr << "mpscope: warning: " << why << "; lanes " << gpu_lanes << " run emulated on the CPU instead\n";
+    if (warning) *warning = why + "; lanes " + gpu_lanes + " run emulated on the CPU instead";
     for (auto& s : e.lanes)
       if (s.backend == "gpu") s.backend = "cpu";
     return "";
   }
   return "lanes " + gpu_lanes + " need a GPU: " + why + " (--fallback cpu runs them emulated on the CPU)";
+}
+
+std::string compute_device_description() {
+  std::string text = "CPU emulation";
+#if defined(MPSCOPE_WITH_CUDA)
+  if (gpu_unavailable().empty())
+    for (const gpu::DeviceInfo& d : gpu::query_cuda().devices) text += " + " + d.name;
+#endif
+  return text;
 }
 
 LaneFactory lane_factory([[maybe_unused]] const sim::Dataset* data) {
@@ -51,4 +60,4 @@ LaneFactory lane_factory([[maybe_unused]] const sim::Dataset* data) {
   };
 }
 
-}  // namespace mpscope::cli
+}  // namespace mpscope::app

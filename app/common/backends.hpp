@@ -7,11 +7,14 @@
 
 #include "sim/experiment.hpp"
 
-namespace mpscope::cli {
+namespace mpscope::app {
 
-// "" when every lane can run as configured (after switching GPU lanes to the CPU when fallback == "cpu", with a
-// warning on stderr); otherwise why not.
-std::string resolve_backends(sim::Experiment& e, const std::string& fallback);
+// "" when every lane can run as configured (after switching GPU lanes to the CPU when fallback == "cpu"; then
+// `warning`, when given, says so); otherwise why not.
+std::string resolve_backends(sim::Experiment& e, const std::string& fallback, std::string* warning = nullptr);
+
+// What computes: "CPU emulation", or the CUDA devices' names when GPU lanes can run ("CPU emulation + NVIDIA H100").
+std::string compute_device_description();
 
 using LaneFactory =
     std::function<std::unique_ptr<sim::Lane>(const sim::LaneSpec&, const sim::ModelConfig&, const sim::InitialWeights&)>;
@@ -19,4 +22,4 @@ using LaneFactory =
 // on the device; it must outlive the lanes).
 LaneFactory lane_factory(const sim::Dataset* data);
 
-}  // namespace mpscope::cli
+}  // namespace mpscope::app
