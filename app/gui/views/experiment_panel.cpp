@@ -1,0 +1,195 @@
+#include "app/gui/views/experiment_panel.hpp"
+
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QPushButton>
+#include <QStyledItemDelegate>
+#include <QVBoxLayout>
+#include <stdexcept>
+
+#include "sim/decimal.hpp"
+
+namespace mpscope::gui {
+
+namespace {
+// Lane table cells with a fixed set of values edit through a combo box.
+class ChoiceDelegate : public QStyledItemDelegate {
+ public:
+  ChoiceDelegate(bool gpu, QObject* parent) : QStyledItemDelegate(parent), gpu_(gpu) {}
+  QWidget* createEditor(QWidget* parent, const QStyleOptionViewItem& option, const QModelIndex& index) const override {
+    const QStringList choices = LaneListModel::choices(index.column(), gpu_);
+    if (choices.isEmpty()) return QStyledItemDelegate::createEditor(parent, option, index);
+    auto* box = new QComboBox(parent);
+    box->addItems(choices);
+    return box;
+  }
+  void setEditorData(QWidget* editor, const QModelIndex& index) const override {
+    if (auto* box = qobject_cast<QComboBox*>(editor)) box->setCurrentText(index.data(Qt::EditRole).toString());
+    else QStyledItemDelegate::setEditorData(editor, index);
+  }
+  void setModelData(QWidget* editor, QAbstractItemModel* model, const QModelIndex& index) const override {
+    if (auto* box = qobject_cast<QComboBox*>(editor)) model->setData(index, box->currentText());
+    else QStyledItemDelegate::setModelData(editor, model, index);
+  }
+
+ private:
+  bool gpu_;
+};
+
+std::string data_summary(const nlohmann::json& data) {
+  if (!data.is_object()) return "-";
+  std::string s = data.value("source", "?");
+  if (data.contains("path")) s += ": " + data["path"].get<std::string>();
+  return s;
+}
+}  // namespace
+
+ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_available, QWidget* parent)
+    : QWidget(parent), scenarios_(std::move(scenarios)) {
+  scenario_ = new QComboBox;
+  scenario_->addItem("Choose a shipped scenario…");
+  for (const auto& s : scenarios_) scenario_->addItem(QString::fromStdString(s.title), QString::fromStdString(s.path.string()));
+  scenario_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  scenario_->setMinimumContentsLength(20);
+  explanation_ = new QLabel;
+  explanation_->setWordWrap(true);
+  explanation_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  explanation_->setStyleSheet("QLabel { background: palette(base); padding: 4px; }");
+  file_label_ = new QLabel("(no experiment open)");
+  file_label_->setWordWrap(true);
+
+  name_ = new QLineEdit;
+  steps_ = new QSpinBox;
+  steps_->setRange(1, 100'000'000);
+  batch_ = new QSpinBox;
+  batch_->setRange(1, 1'000'000);
+  layers_ = new QLineEdit;
+  layers_->setToolTip("Widths from the input to the output, e.g. 2, 64, 64, 3");
+  activation_ = new QComboBox;
+  activation_->addItems({"relu", "gelu", "gelu_tanh", "tanh", "sigmoid"});
+  optimizer_ = new QComboBox;
+  optimizer_->addItems({"sgd", "adam", "adamw"});
+  lr_ = new QLineEdit;
+  data_ = new QLabel;
+  auto* form = new QFormLayout;
+  form->addRow("Name", name_);
+  form->addRow("Data", data_);
+  form->addRow("Steps", steps_);
+  form->addRow("Batch size", batch_);
+  form->addRow("Layers", layers_);
+  form->addRow("Activation", activation_);
+  form->addRow("Optimizer", optimizer_);
+  form->addRow("Learning rate", lr_);
+
+  lanes_ = new LaneListModel(this);
+  lane_table_ = new QTableView;
+  lane_table_->setModel(lanes_);
+  lane_table_->setItemDelegate(new ChoiceDelegate(gpu_available, lane_table_));
+  lane_table_->verticalHeader()->hide();
+  lane_table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  lane_table_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  add_recipe_ = new QComboBox;
+  add_recipe_->addItems(LaneListModel::recipes());
+  auto* add = new QPushButton("Add lane");
+  auto* remove = new QPushButton("Remove lane");
+  auto* lane_buttons = new QHBoxLayout;
+  lane_buttons->addWidget(add_recipe_);
+  lane_buttons->addWidget(add);
+  lane_buttons->addWidget(remove);
+  lane_buttons->addStretch();
+
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(4, 4, 4, 4);
+  layout->addWidget(scenario_);
+  layout->addWidget(explanation_);
+  layout->addWidget(file_label_);
+  layout->addLayout(form);
+  layout->addWidget(new QLabel("Lanes (double-click a cell to change it)"));
+  layout->addWidget(lane_table_, 1);
+  layout->addLayout(lane_buttons);
+  editors_ = {name_, steps_, batch_, layers_, activation_, optimizer_, lr_, lane_table_, add_recipe_, add, remove, scenario_};
+
+  connect(scenario_, &QComboBox::activated, this, [this](int index) {
+    if (index > 0) emit scenarioChosen(scenario_->itemData(index).toString());
+  });
+  connect(add, &QPushButton::clicked, this, [this] {
+    lanes_->addLane(add_recipe_->currentText());
+    emit edited();
+  });
+  connect(remove, &QPushButton::clicked, this, [this] {
+    const auto rows = lane_table_->selectionModel()->selectedRows();
+    if (!rows.isEmpty()) lanes_->removeRows(rows.front().row(), 1);
+    emit edited();
+  });
+  connect(lanes_, &QAbstractItemModel::dataChanged, this, &ExperimentPanel::edited);
+  for (auto* e : {name_, layers_, lr_}) connect(e, &QLineEdit::textEdited, this, &ExperimentPanel::edited);
+  for (auto* s : {steps_, batch_}) connect(s, &QSpinBox::valueChanged, this, &ExperimentPanel::edited);
+  for (auto* c : {activation_, optimizer_}) connect(c, &QComboBox::activated, this, &ExperimentPanel::edited);
+}
+
+void ExperimentPanel::setFile(const std::filesystem::path& file) {
+  file_ = file;
+  file_label_->setText(file.empty() ? "(not saved)" : QString::fromStdString(file.string()));
+  QString explanation;
+  for (std::size_t i = 0; i < scenarios_.size(); ++i)
+    if (std::filesystem::exists(file) && std::filesystem::exists(scenarios_[i].path) &&
+        std::filesystem::equivalent(scenarios_[i].path, file)) {
+      explanation = QString::fromStdString(scenarios_[i].explanation);
+      const QSignalBlocker block(scenario_);
+      scenario_->setCurrentIndex(static_cast<int>(i) + 1);
+    }
+  explanation_->setText(explanation);
+  explanation_->setVisible(!explanation.isEmpty());
+}
+
+void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesystem::path& file) {
+  base_ = e;
+  const QSignalBlocker b1(steps_), b2(batch_);
+  name_->setText(QString::fromStdString(e.value("name", "")));
+  steps_->setValue(e.value("steps", 100));
+  batch_->setValue(e.value("batch_size", 64));
+  const nlohmann::json model = e.value("model", nlohmann::json::object());
+  QStringList widths;
+  for (const auto& w : model.value("layers", nlohmann::json::array())) widths << QString::number(w.get<long long>());
+  layers_->setText(widths.join(", "));
+  activation_->setCurrentText(QString::fromStdString(model.value("activation", "relu")));
+  const nlohmann::json opt = e.value("optimizer", nlohmann::json::object());
+  optimizer_->setCurrentText(QString::fromStdString(opt.value("type", "sgd")));
+  lr_->setText(QString::fromStdString(sim::shortest(opt.value("lr", 0.01))));
+  data_->setText(QString::fromStdString(data_summary(e.value("data", nlohmann::json()))));
+  lanes_->setLanes(e.value("lanes", nlohmann::json::array()));
+  setFile(file);
+}
+
+nlohmann::json ExperimentPanel::experiment() const {
+  nlohmann::json e = base_;
+  e["name"] = name_->text().trimmed().toStdString();
+  e["steps"] = steps_->value();
+  e["batch_size"] = batch_->value();
+  nlohmann::json widths = nlohmann::json::array();
+  for (const QString& part : layers_->text().split(',', Qt::SkipEmptyParts)) {
+    bool ok = false;
+    const long long w = part.trimmed().toLongLong(&ok);
+    if (!ok || w <= 0)
+      throw std::invalid_argument("Layers: '" + part.trimmed().toStdString() + "' is not a positive width (write e.g. 2, 64, 64, 3)");
+    widths.push_back(w);
+  }
+  if (!e.contains("model") || !e["model"].is_object()) e["model"] = nlohmann::json::object();
+  e["model"]["layers"] = widths;
+  e["model"]["activation"] = activation_->currentText().toStdString();
+  if (!e.contains("optimizer") || !e["optimizer"].is_object()) e["optimizer"] = nlohmann::json::object();
+  e["optimizer"]["type"] = optimizer_->currentText().toStdString();
+  bool lr_ok = false;
+  const double lr = lr_->text().trimmed().toDouble(&lr_ok);
+  if (!lr_ok || !(lr >= 0)) throw std::invalid_argument("Learning rate: '" + lr_->text().toStdString() + "' is not a number >= 0");
+  e["optimizer"]["lr"] = lr;
+  e["lanes"] = lanes_->lanes();
+  return e;
+}
+
+void ExperimentPanel::setEditable(bool on) {
+  for (QWidget* w : editors_) w->setEnabled(on);
+}
+
+}  // namespace mpscope::gui

@@ -1,0 +1,189 @@
+#include "app/gui/views/run_views.hpp"
+
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QSplitter>
+#include <QVBoxLayout>
+
+#include "app/gui/models/series.hpp"
+#include "app/gui/views/palette.hpp"
+
+namespace mpscope::gui {
+
+namespace {
+QString lane_name(const LaneData& l) {
+  return QString::fromStdString(l.info.name) + (l.info.is_reference ? " (ref)" : "");
+}
+
+}  // namespace
+
+void fill_lanes(QComboBox* box, const RunData& run, bool skip_reference) {
+  const QString current = box->currentText();
+  QStringList names;
+  for (const auto& l : run.lanes)
+    if (!(skip_reference && l.info.is_reference)) names << QString::fromStdString(l.info.name);
+  QStringList have;
+  for (int i = 0; i < box->count(); ++i) have << box->itemText(i);
+  if (have == names) return;
+  const QSignalBlocker block(box);
+  box->clear();
+  box->addItems(names);
+  if (const int i = box->findText(current); i >= 0) box->setCurrentIndex(i);
+}
+
+const LaneData* find_lane(const RunData* run, const QString& name) {
+  if (run == nullptr) return nullptr;
+  for (const auto& l : run->lanes)
+    if (QString::fromStdString(l.info.name) == name) return &l;
+  return nullptr;
+}
+
+LossView::LossView(QWidget* parent) : RunView(parent) {
+  loss_ = new StepChart("Loss per lane", "loss");
+  accuracy_ = new StepChart("Accuracy (whole dataset)", "accuracy");
+  log_ = new QCheckBox("Log scale");
+  auto* top = new QHBoxLayout;
+  top->addWidget(new QLabel("Stars: skipped steps (their gradients overflowed)"));
+  top->addStretch();
+  top->addWidget(log_);
+  auto* split = new QSplitter(Qt::Vertical);
+  split->addWidget(loss_);
+  split->addWidget(accuracy_);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(2, 2, 2, 2);
+  layout->addLayout(top);
+  layout->addWidget(split);
+  connect(log_, &QCheckBox::toggled, loss_, &StepChart::setLogY);
+  for (StepChart* c : {loss_, accuracy_}) connect(c, &StepChart::stepClicked, this, &RunView::stepClicked);
+}
+
+void LossView::refresh(const RunData& run) {
+  run_ = &run;
+  std::vector<StepChart::Line> losses, accuracies;
+  std::vector<StepChart::Marks> skipped;
+  for (std::size_t i = 0; i < run.lanes.size(); ++i) {
+    const LaneData& l = run.lanes[i];
+    const QColor c = lane_color(static_cast<int>(i));
+    losses.push_back({lane_name(l), c, loss_points(l)});
+    accuracies.push_back({lane_name(l), c, accuracy_points(l)});
+    if (auto s = skipped_points(l); !s.empty())
+      skipped.push_back({lane_name(l) + " skipped", c, std::move(s), QScatterSeries::MarkerShapeStar, 10});
+  }
+  loss_->setData(losses, skipped);
+  accuracy_->setData(accuracies);
+  csv_ = loss_csv(run);
+}
+
+void LossView::setSelectedStep(qint64 step) {
+  loss_->setSelectedStep(step);
+  accuracy_->setSelectedStep(step);
+}
+
+ScaleView::ScaleView(QWidget* parent) : RunView(parent) {
+  chart_ = new StepChart("Loss scale", "log2(loss scale)");
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(2, 2, 2, 2);
+  layout->addWidget(new QLabel("Steps up: growth after a run of clean steps; down: back-off after an overflow "
+                               "(red: gradients held inf/NaN, the step was skipped)"));
+  layout->addWidget(chart_);
+  connect(chart_, &StepChart::stepClicked, this, &RunView::stepClicked);
+}
+
+void ScaleView::refresh(const RunData& run) {
+  run_ = &run;
+  std::vector<StepChart::Line> lines;
+  std::vector<StepChart::Marks> marks;
+  for (std::size_t i = 0; i < run.lanes.size(); ++i) {
+    const LaneData& l = run.lanes[i];
+    lines.push_back({lane_name(l), lane_color(static_cast<int>(i)), log2_scale_points(l)});
+    if (auto p = scale_event_points(l, "overflow"); !p.empty())
+      marks.push_back({lane_name(l) + " overflow", QColor(214, 39, 40), std::move(p), QScatterSeries::MarkerShapeCircle, 9});
+    if (auto p = scale_event_points(l, "scale_backoff"); !p.empty())
+      marks.push_back({lane_name(l) + " back-off", QColor(255, 127, 14), std::move(p), QScatterSeries::MarkerShapeTriangle, 9});
+    if (auto p = scale_event_points(l, "scale_growth"); !p.empty())
+      marks.push_back({lane_name(l) + " growth", QColor(44, 160, 44), std::move(p), QScatterSeries::MarkerShapeRectangle, 8});
+  }
+  chart_->setData(lines, marks);
+  csv_ = scale_csv(run);
+}
+
+DivergenceView::DivergenceView(QWidget* parent) : RunView(parent) {
+  metric_ = new QComboBox;
+  for (auto m : {DivergenceMetric::loss_delta, DivergenceMetric::weight_distance, DivergenceMetric::grad_cosine})
+    metric_->addItem(QString::fromStdString(to_string(m)), static_cast<int>(m));
+  lane_ = new QComboBox;
+  chart_ = new StepChart("Distance from the reference lane", "");
+  layers_ = new LayerTableModel(this);
+  table_ = new QTableView;
+  table_->setModel(layers_);
+  table_->verticalHeader()->hide();
+  table_->horizontalHeader()->setSectionResizeMode(QHeaderView::ResizeToContents);
+  table_->horizontalHeader()->setStretchLastSection(true);
+  auto* top = new QHBoxLayout;
+  top->addWidget(new QLabel("Metric"));
+  top->addWidget(metric_);
+  top->addStretch();
+  auto* bottom = new QHBoxLayout;
+  bottom->addWidget(new QLabel("Layers of lane"));
+  bottom->addWidget(lane_);
+  bottom->addWidget(new QLabel("at the selected step (red: the first tensor holding inf/NaN)"));
+  bottom->addStretch();
+  auto* lower = new QWidget;
+  auto* lower_layout = new QVBoxLayout(lower);
+  lower_layout->setContentsMargins(0, 0, 0, 0);
+  lower_layout->addLayout(bottom);
+  lower_layout->addWidget(table_);
+  auto* split = new QSplitter(Qt::Vertical);
+  split->addWidget(chart_);
+  split->addWidget(lower);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(2, 2, 2, 2);
+  layout->addLayout(top);
+  layout->addWidget(split);
+  connect(metric_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
+  connect(lane_, &QComboBox::currentIndexChanged, this, [this] { updateTable(); });
+  connect(chart_, &StepChart::stepClicked, this, &RunView::stepClicked);
+}
+
+void DivergenceView::refresh(const RunData& run) {
+  const bool first = lane_->count() == 0;
+  run_ = &run;
+  fill_lanes(lane_, run, true);
+  if (first && lane_->count() > 0) lane_->setCurrentIndex(0);
+  redraw();
+  updateTable();
+}
+
+void DivergenceView::redraw() {
+  if (run_ == nullptr) return;
+  const auto metric = static_cast<DivergenceMetric>(metric_->currentData().toInt());
+  std::vector<StepChart::Line> lines;
+  for (std::size_t i = 0; i < run_->lanes.size(); ++i) {
+    const LaneData& l = run_->lanes[i];
+    if (l.info.is_reference) continue;
+    lines.push_back({lane_name(l), lane_color(static_cast<int>(i)), divergence_points(l, metric)});
+  }
+  chart_->setLogY(metric != DivergenceMetric::grad_cosine);
+  chart_->setYTitle(metric == DivergenceMetric::loss_delta ? "|Δloss|" : metric == DivergenceMetric::weight_distance ? "rel. weight distance" : "cosine");
+  chart_->setData(lines);
+}
+
+void DivergenceView::setSelectedStep(qint64 step) {
+  selected_ = step;
+  chart_->setSelectedStep(step);
+  updateTable();
+}
+
+void DivergenceView::updateTable() {
+  const LaneData* lane = find_lane(run_, lane_->currentText());
+  layers_->setRows(lane ? layer_figures(*lane, selected_) : std::vector<LayerFigures>{});
+}
+
+std::string DivergenceView::csv() const { return run_ ? divergence_csv(*run_) : std::string(); }
+
+}  // namespace mpscope::gui

@@ -1,0 +1,120 @@
+#include "app/gui/views/underflow_view.hpp"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSplitter>
+#include <QVBoxLayout>
+
+namespace mpscope::gui {
+
+UnderflowView::UnderflowView(QWidget* parent) : RunView(parent) {
+  lane_ = new QComboBox;
+  tensor_ = new QComboBox;
+  tensor_->setMinimumContentsLength(22);
+  unscaled_ = new QCheckBox("Before loss scaling (unscaled)");
+  unscaled_->setToolTip("Gradients are recorded as the backward pass made them, multiplied by the loss scale. "
+                        "Checked: divided by the scale, where they would lie without loss scaling.");
+  heatmap_ = new HeatmapWidget;
+  bars_ = new BarsWidget;
+  auto* top = new QHBoxLayout;
+  top->addWidget(new QLabel("Lane"));
+  top->addWidget(lane_);
+  top->addWidget(new QLabel("Tensor"));
+  top->addWidget(tensor_);
+  top->addWidget(unscaled_);
+  top->addStretch();
+  auto* split = new QSplitter(Qt::Horizontal);
+  split->addWidget(heatmap_);
+  split->addWidget(bars_);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(2, 2, 2, 2);
+  layout->addLayout(top);
+  layout->addWidget(split);
+  connect(lane_, &QComboBox::currentIndexChanged, this, [this] {
+    fillTensors();
+    redraw();
+  });
+  connect(tensor_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
+  connect(unscaled_, &QCheckBox::toggled, this, [this] { redraw(); });
+  connect(heatmap_, &HeatmapWidget::stepClicked, this, &RunView::stepClicked);
+}
+
+void UnderflowView::refresh(const RunData& run) {
+  const bool first = lane_->count() == 0;
+  run_ = &run;
+  fill_lanes(lane_, run, false);
+  if (first && lane_->count() > 0) {
+    // Start on the first lane that is not the reference: the reference rarely shows underflow.
+    for (const auto& l : run.lanes)
+      if (!l.info.is_reference) {
+        lane_->setCurrentText(QString::fromStdString(l.info.name));
+        break;
+      }
+  }
+  fillTensors();
+  redraw();
+}
+
+void UnderflowView::chooseLane(const QString& name) {
+  lane_->setCurrentText(name);
+  tensor_->setCurrentIndex(0);
+}
+
+void UnderflowView::fillTensors() {
+  const LaneData* lane = find_lane(run_, lane_->currentText());
+  QStringList names{"all gradients"};
+  if (lane)
+    for (const auto& t : lane->tensors) names << QString::fromStdString(t.name);
+  QStringList have;
+  for (int i = 0; i < tensor_->count(); ++i) have << tensor_->itemText(i);
+  if (have == names) return;
+  const QString current = tensor_->currentText();
+  const QSignalBlocker block(tensor_);
+  tensor_->clear();
+  tensor_->addItem(names.front(), QVariant());
+  if (lane)
+    for (const auto& t : lane->tensors) tensor_->addItem(QString::fromStdString(t.name), QVariant::fromValue<qint64>(t.id));
+  if (const int i = tensor_->findText(current); i >= 0) tensor_->setCurrentIndex(i);
+}
+
+void UnderflowView::redraw() {
+  const LaneData* lane = find_lane(run_, lane_->currentText());
+  if (lane == nullptr) {
+    heatmap_->setHeatmap({});
+    bars_->setBars({}, "");
+    return;
+  }
+  const QVariant id = tensor_->currentData();
+  const std::optional<std::int64_t> tensor = id.isValid() ? std::optional<std::int64_t>(id.toLongLong()) : std::nullopt;
+  heatmap_->setHeatmap(make_heatmap(*lane, tensor, unscaled_->isChecked() ? GradientScale::unscaled : GradientScale::scaled));
+  heatmap_->setSelectedStep(selected_);
+  updateBars();
+}
+
+void UnderflowView::setSelectedStep(qint64 step) {
+  selected_ = step;
+  heatmap_->setSelectedStep(step);
+  updateBars();
+}
+
+void UnderflowView::updateBars() {
+  const Heatmap& h = heatmap_->heatmap();
+  const auto column = h.column_at(selected_);
+  if (!column) {
+    bars_->setBars({}, "no recorded step selected");
+    return;
+  }
+  bars_->setBars(step_bars(h.columns[*column], h.limits),
+                 QString("step %1%2").arg(h.steps[*column]).arg(unscaled_->isChecked() ? " (unscaled)" : ""));
+}
+
+int UnderflowView::pointCount() const {
+  int n = 0;
+  for (const auto& c : heatmap_->heatmap().columns) n += c.total() > 0 ? 1 : 0;
+  for (const auto& b : bars_->bars()) n += b.count > 0 ? 1 : 0;
+  return n;
+}
+
+}  // namespace mpscope::gui

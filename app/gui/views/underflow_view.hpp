@@ -1,0 +1,37 @@
+// The gradient underflow view: a heatmap of log2|g| over the recorded steps for one lane and tensor (or all of a
+// lane's gradients), with the lane format's limits; beside it the selected step's bins coloured by zone. A switch
+// shows the gradients before loss scaling (unscaled), i.e. where they would lie without the scaler.
+#pragma once
+
+#include <QCheckBox>
+#include <QComboBox>
+
+#include "app/gui/views/bars_widget.hpp"
+#include "app/gui/views/heatmap_widget.hpp"
+#include "app/gui/views/run_views.hpp"
+
+namespace mpscope::gui {
+
+class UnderflowView : public RunView {
+  Q_OBJECT
+ public:
+  explicit UnderflowView(QWidget* parent = nullptr);
+  void refresh(const RunData& run) override;
+  void setSelectedStep(qint64 step) override;
+  std::string csv() const override { return heatmap_csv(heatmap_->heatmap()); }
+  int pointCount() const override;
+  void chooseLane(const QString& name);  // and all of its gradients
+
+ private:
+  void fillTensors();
+  void redraw();
+  void updateBars();
+  QComboBox* lane_;
+  QComboBox* tensor_;
+  QCheckBox* unscaled_;
+  HeatmapWidget* heatmap_;
+  BarsWidget* bars_;
+  qint64 selected_ = -1;
+};
+
+}  // namespace mpscope::gui
