@@ -1,4 +1,5 @@
 // mpscope-gui [EXPERIMENT.json | RUN.mpscope] [--out RUN.mpscope] [--export-png FILE] [--quit]
+//             [--inspect VALUE] [--underflow-lane LANE] [--unscaled]
 // With an experiment it trains it; with a run file it shows it (following it while another process writes it).
 // --export-png renders the whole dashboard once training or loading is done; --quit exits after that. Works under
 // QT_QPA_PLATFORM=offscreen. Exit status: 0 done, 2 bad input, 3 training or export failed.
@@ -12,6 +13,7 @@
 
 #include "app/gui/main_window.hpp"
 #include "app/gui/models/scenarios.hpp"
+#include "sim/decimal.hpp"
 
 namespace {
 constexpr int exit_bad_input = 2, exit_failure = 3;
@@ -38,7 +40,12 @@ int main(int argc, char** argv) {
   const QCommandLineOption export_png("export-png", "Render the dashboard to FILE (PNG) once training or loading "
                                                     "is done.", "FILE");
   const QCommandLineOption quit("quit", "Exit after that (or at once without --export-png).");
-  parser.addOptions({out, export_png, quit});
+  const QCommandLineOption inspect("inspect", "Show VALUE in the bit inspector (in front of the experiment panel).",
+                                   "VALUE");
+  const QCommandLineOption lane("underflow-lane", "The lane the underflow view shows (default: the first lane that "
+                                                  "is not the reference).", "LANE");
+  const QCommandLineOption unscaled("unscaled", "The underflow view shows the gradients before loss scaling.");
+  parser.addOptions({out, export_png, quit, inspect, lane, unscaled});
   parser.process(app);
 
   const QStringList files = parser.positionalArguments();
@@ -56,6 +63,13 @@ int main(int argc, char** argv) {
       return fail(exit_bad_input, "--out " + run_file + ": directory " + QFileInfo(run_file).absolutePath() + " does not exist");
   }
   const bool quit_after = parser.isSet(quit);
+  if (parser.isSet(inspect)) {
+    try {
+      mpscope::sim::parse_real(parser.value(inspect).toStdString());
+    } catch (const std::invalid_argument& e) {
+      return fail(exit_bad_input, "--inspect: " + QString::fromStdString(e.what()));
+    }
+  }
 
   mpscope::gui::MainWindowOptions options;
   options.samples_dir = mpscope::gui::find_samples_dir(QCoreApplication::applicationDirPath().toStdString());
@@ -63,6 +77,8 @@ int main(int argc, char** argv) {
   options.restore_layout = png.isEmpty();  // exports use the default layout, the same every time
   mpscope::gui::MainWindow window(options);
   window.show();
+  if (parser.isSet(inspect)) window.inspectValue(parser.value(inspect));
+  if (parser.isSet(lane) || parser.isSet(unscaled)) window.underflowView().prefer(parser.value(lane), parser.isSet(unscaled));
 
   int status = 0;
   const auto finish = [&](bool ok, const QString& message) {

@@ -408,6 +408,18 @@ bool MainWindow::exportDashboard(const QString& path, QString* error) {
   return write_file(path, bytes, error);
 }
 
+void MainWindow::inspectValue(const QString& value) {
+  bits_->setInput(value);
+  if (auto* dock = findChild<QDockWidget*>("bits")) {
+    dock->raise();
+    // wide enough for fp64's 64 bits in one row, once the window has its layout
+    QTimer::singleShot(0, this, [this, dock] {
+      auto* panel = findChild<QDockWidget*>("experiment");  // its tab sibling: the two share one width
+      resizeDocks({dock, panel}, {780, 780}, Qt::Horizontal);
+    });
+  }
+}
+
 void MainWindow::exportViewPng(QWidget* view, const QString& name) {
   const QString path = QFileDialog::getSaveFileName(this, "Export " + name, name + ".png", "PNG images (*.png)");
   if (path.isEmpty()) return;

@@ -38,12 +38,14 @@ class MainWindow : public QMainWindow {
   // Trains the experiment in the panel (resuming when paused). Returns "" or why it cannot start.
   QString startRun(bool paused = false);
   bool exportDashboard(const QString& path, QString* error = nullptr);  // the whole window as PNG
+  void inspectValue(const QString& value);  // shows the bit inspector (in front of the experiment panel) on value
 
   RunFeed& feed() { return feed_; }
   TrainingSession& session() { return session_; }
   const std::vector<RunView*>& views() const { return views_; }
   BitInspectorView& bitInspector() { return *bits_; }
   ExperimentPanel& experimentPanel() { return *panel_; }
+  UnderflowView& underflowView() { return *underflow_; }
 
  signals:
   // Training has ended or a run file was loaded, and the views show everything in the file.

@@ -12,7 +12,7 @@
 namespace mpscope::gui {
 
 namespace {
-constexpr int cell = 13;  // px per bit; fp64 is 64 bits wide
+constexpr int cell = 11;  // px per bit; fp64 is 64 bits wide
 
 QColor field_color(BitField f) {
   switch (f) {
@@ -25,14 +25,13 @@ QColor field_color(BitField f) {
 
 QString describe(const sim::FormatReading& r) {
   const auto num = [](std::optional<double> v) { return v ? QString::fromStdString(sim::shortest(*v)) : QString("none"); };
-  QString s = QString("<b>%1</b> &nbsp; %2").arg(QString::fromStdString(r.exact).left(60),
-                                                   QString::fromStdString(std::string(sim::to_string(r.category))));
+  QString s = QString("<b>%1</b> &nbsp; <i>%2</i>").arg(num(r.value), QString::fromStdString(std::string(sim::to_string(r.category))));
   if (!r.error.empty())
-    s += QString(" &nbsp; error %1 (rel %2, %3)").arg(QString::fromStdString(r.error), QString::fromStdString(r.relative_error),
-                                                     QString::fromStdString(r.direction));
+    s += QString("<br>error %1 (relative %2, %3)").arg(QString::fromStdString(r.error), QString::fromStdString(r.relative_error),
+                                                        QString::fromStdString(r.direction));
   else if (!r.direction.empty())
-    s += " &nbsp; <span style='color:#b00'>" + QString::fromStdString(r.direction) + "</span>";
-  if (r.ulp) s += QString("<br>neighbours %1 &lt; x &lt; %2 &nbsp; ulp %3").arg(num(r.next_down), num(r.next_up), num(r.ulp));
+    s += "<br><span style='color:#b00'>" + QString::fromStdString(r.direction) + "</span>";
+  if (r.ulp) s += QString("<br>%1 &lt; x &lt; %2 &nbsp; ulp %3").arg(num(r.next_down), num(r.next_up), num(r.ulp));
   return s;
 }
 }  // namespace
@@ -82,7 +81,7 @@ BitInspectorView::BitInspectorView(QWidget* parent) : QWidget(parent) {
     auto* strip = new BitStrip;
     auto* detail = new QLabel;
     detail->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    grid->addWidget(name, row, 0);
+    grid->addWidget(name, row, 0, 2, 1, Qt::AlignTop);
     grid->addWidget(strip, row, 1, Qt::AlignLeft);
     grid->addWidget(detail, row + 1, 1);
     const std::size_t index = strips_.size();
@@ -99,6 +98,7 @@ BitInspectorView::BitInspectorView(QWidget* parent) : QWidget(parent) {
   auto* legend = new QLabel("<span style='background:#e66e6e'>&nbsp;sign&nbsp;</span> "
                             "<span style='background:#6eaae6'>&nbsp;exponent&nbsp;</span> "
                             "<span style='background:#82c878'>&nbsp;mantissa&nbsp;</span> &nbsp; click a bit to flip it");
+  grid->setRowStretch(row, 1);  // spare height below the formats, not between them
   auto* inner = new QWidget;
   inner->setLayout(grid);
   auto* scroll = new QScrollArea;
@@ -120,7 +120,9 @@ BitInspectorView::BitInspectorView(QWidget* parent) : QWidget(parent) {
 void BitInspectorView::setInput(const QString& text) {
   const std::string problem = inspector_.set_input(text.trimmed().toStdString());
   error_->setText(QString::fromStdString(problem));
-  if (problem.empty()) showReadings();
+  if (!problem.empty()) return;
+  if (input_->text() != text) input_->setText(text);
+  showReadings();
 }
 
 void BitInspectorView::showReadings() {
@@ -128,6 +130,7 @@ void BitInspectorView::showReadings() {
   for (std::size_t i = 0; i < readings.size(); ++i) {
     strips_[i]->setReading(readings[i]);
     details_[i]->setText(describe(readings[i]));
+    details_[i]->setToolTip("exact value: " + QString::fromStdString(readings[i].exact));
   }
 }
 

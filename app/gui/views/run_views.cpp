@@ -12,6 +12,12 @@
 namespace mpscope::gui {
 
 namespace {
+QLabel* note(const QString& text) {  // wraps, so that a long note does not set the dock's minimum width
+  auto* label = new QLabel(text);
+  label->setWordWrap(true);
+  return label;
+}
+
 QString lane_name(const LaneData& l) {
   return QString::fromStdString(l.info.name) + (l.info.is_reference ? " (ref)" : "");
 }
@@ -44,7 +50,7 @@ LossView::LossView(QWidget* parent) : RunView(parent) {
   accuracy_ = new StepChart("Accuracy (whole dataset)", "accuracy");
   log_ = new QCheckBox("Log scale");
   auto* top = new QHBoxLayout;
-  top->addWidget(new QLabel("Stars: skipped steps (their gradients overflowed)"));
+  top->addWidget(note("Stars: skipped steps (their gradients overflowed)"), 1);
   top->addStretch();
   top->addWidget(log_);
   auto* split = new QSplitter(Qt::Vertical);
@@ -86,8 +92,8 @@ ScaleView::ScaleView(QWidget* parent) : RunView(parent) {
   chart_ = new StepChart("Loss scale", "log2(loss scale)");
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(2, 2, 2, 2);
-  layout->addWidget(new QLabel("Steps up: growth after a run of clean steps; down: back-off after an overflow "
-                               "(red: gradients held inf/NaN, the step was skipped)"));
+  layout->addWidget(note("Steps up: growth after a run of clean steps; down: back-off after an overflow "
+                         "(red: gradients held inf/NaN, the step was skipped)"));
   layout->addWidget(chart_);
   connect(chart_, &StepChart::stepClicked, this, &RunView::stepClicked);
 }
@@ -95,17 +101,21 @@ ScaleView::ScaleView(QWidget* parent) : RunView(parent) {
 void ScaleView::refresh(const RunData& run) {
   run_ = &run;
   std::vector<StepChart::Line> lines;
-  std::vector<StepChart::Marks> marks;
+  // One marker series per kind of event, over all lanes (the marker sits on its lane's line): a short legend.
+  std::vector<StepChart::Marks> marks = {
+      {"overflow (skipped)", QColor(214, 39, 40), {}, QScatterSeries::MarkerShapeCircle, 9},
+      {"back-off", QColor(255, 127, 14), {}, QScatterSeries::MarkerShapeTriangle, 9},
+      {"growth", QColor(44, 160, 44), {}, QScatterSeries::MarkerShapeRectangle, 8}};
+  const char* kinds[] = {"overflow", "scale_backoff", "scale_growth"};
   for (std::size_t i = 0; i < run.lanes.size(); ++i) {
     const LaneData& l = run.lanes[i];
     lines.push_back({lane_name(l), lane_color(static_cast<int>(i)), log2_scale_points(l)});
-    if (auto p = scale_event_points(l, "overflow"); !p.empty())
-      marks.push_back({lane_name(l) + " overflow", QColor(214, 39, 40), std::move(p), QScatterSeries::MarkerShapeCircle, 9});
-    if (auto p = scale_event_points(l, "scale_backoff"); !p.empty())
-      marks.push_back({lane_name(l) + " back-off", QColor(255, 127, 14), std::move(p), QScatterSeries::MarkerShapeTriangle, 9});
-    if (auto p = scale_event_points(l, "scale_growth"); !p.empty())
-      marks.push_back({lane_name(l) + " growth", QColor(44, 160, 44), std::move(p), QScatterSeries::MarkerShapeRectangle, 8});
+    for (std::size_t k = 0; k < marks.size(); ++k) {
+      auto p = scale_event_points(l, kinds[k]);
+      marks[k].points.insert(marks[k].points.end(), p.begin(), p.end());
+    }
   }
+  std::erase_if(marks, [](const StepChart::Marks& m) { return m.points.empty(); });
   chart_->setData(lines, marks);
   csv_ = scale_csv(run);
 }
@@ -129,8 +139,7 @@ DivergenceView::DivergenceView(QWidget* parent) : RunView(parent) {
   auto* bottom = new QHBoxLayout;
   bottom->addWidget(new QLabel("Layers of lane"));
   bottom->addWidget(lane_);
-  bottom->addWidget(new QLabel("at the selected step (red: the first tensor holding inf/NaN)"));
-  bottom->addStretch();
+  bottom->addWidget(note("at the selected step (red: the first tensor holding inf/NaN)"), 1);
   auto* lower = new QWidget;
   auto* lower_layout = new QVBoxLayout(lower);
   lower_layout->setContentsMargins(0, 0, 0, 0);

@@ -46,20 +46,26 @@ void UnderflowView::refresh(const RunData& run) {
   run_ = &run;
   fill_lanes(lane_, run, false);
   if (first && lane_->count() > 0) {
-    // Start on the first lane that is not the reference: the reference rarely shows underflow.
-    for (const auto& l : run.lanes)
-      if (!l.info.is_reference) {
-        lane_->setCurrentText(QString::fromStdString(l.info.name));
-        break;
-      }
+    const QSignalBlocker block(lane_);
+    if (!preferred_.isEmpty() && lane_->findText(preferred_) >= 0) {
+      lane_->setCurrentText(preferred_);
+    } else {
+      // Start on the first lane that is not the reference: the reference rarely shows underflow.
+      for (const auto& l : run.lanes)
+        if (!l.info.is_reference) {
+          lane_->setCurrentText(QString::fromStdString(l.info.name));
+          break;
+        }
+    }
   }
   fillTensors();
   redraw();
 }
 
-void UnderflowView::chooseLane(const QString& name) {
-  lane_->setCurrentText(name);
-  tensor_->setCurrentIndex(0);
+void UnderflowView::prefer(const QString& lane, bool unscaled) {
+  preferred_ = lane;
+  unscaled_->setChecked(unscaled);
+  if (lane_->findText(lane) >= 0) lane_->setCurrentText(lane);
 }
 
 void UnderflowView::fillTensors() {

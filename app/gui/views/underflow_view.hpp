@@ -20,7 +20,8 @@ class UnderflowView : public RunView {
   void setSelectedStep(qint64 step) override;
   std::string csv() const override { return heatmap_csv(heatmap_->heatmap()); }
   int pointCount() const override;
-  void chooseLane(const QString& name);  // and all of its gradients
+  // The lane shown once it exists (default: the first lane that is not the reference), and the scaling switch.
+  void prefer(const QString& lane, bool unscaled);
 
  private:
   void fillTensors();
@@ -32,6 +33,7 @@ class UnderflowView : public RunView {
   HeatmapWidget* heatmap_;
   BarsWidget* bars_;
   qint64 selected_ = -1;
+  QString preferred_;
 };
 
 }  // namespace mpscope::gui

@@ -1,0 +1,173 @@
+// The main window on Qt's offscreen platform: a 50-step scenario trained live reaches every view; a run file
+// opens; bad files are refused with a message; the dashboard PNG has the size asked for and is not blank; and
+// the mpscope-gui program's command line (--export-png, --quit, exit codes).
+#include <gtest/gtest.h>
+
+#include <QImage>
+#include <QSignalSpy>
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+#include "app/gui/main_window.hpp"
+#include "gui_test_support.hpp"
+
+using namespace mpscope;
+using namespace mpscope::gui;
+using namespace mpscope::gui::testing;
+using json = nlohmann::json;
+
+namespace {
+
+// The underflow scenario, shortened to 50 steps, written beside a scratch run file.
+std::filesystem::path short_scenario(const std::string& name) {
+  std::ifstream in(std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples" / "underflow.json");
+  json e = json::parse(in);
+  e["steps"] = 50;
+  const auto file = scratch(name);
+  std::ofstream(file) << e.dump(2);
+  return file;
+}
+
+// Share of pixels that differ from the most common colour, and how many colours there are.
+std::pair<double, std::size_t> image_variety(const QImage& image) {
+  std::map<QRgb, std::size_t> counts;
+  for (int y = 0; y < image.height(); y += 2)
+    for (int x = 0; x < image.width(); x += 2) ++counts[image.pixel(x, y)];
+  std::size_t most = 0, total = 0;
+  for (const auto& [c, n] : counts) {
+    most = std::max(most, n);
+    total += n;
+  }
+  return {1.0 - static_cast<double>(most) / static_cast<double>(total), counts.size()};
+}
+
+int run_program(const std::string& args) {
+  const std::string command = "QT_QPA_PLATFORM=offscreen " + std::string(MPSCOPE_GUI_PROGRAM) + " " + args + " 2>/dev/null";
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+MainWindowOptions options(const std::filesystem::path& run_file = {}) {
+  MainWindowOptions o;
+  o.samples_dir = std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples";
+  o.run_file = run_file;
+  o.restore_layout = false;
+  return o;
+}
+
+}  // namespace
+
+TEST(GuiSmoke, TrainsAScenarioLiveAndEveryViewReceivesData) {
+  const auto experiment = short_scenario("smoke.json");
+  const auto run_file = scratch("smoke.mpscope");
+  MainWindow w(options(run_file));
+  w.show();
+  QSignalSpy settled(&w, &MainWindow::runSettled);
+  ASSERT_EQ(w.openFile(QString::fromStdString(experiment.string())), "");
+  EXPECT_EQ(w.experimentPanel().lanes().rowCount(), 4);
+  ASSERT_EQ(w.startRun(), "");
+  // While training runs the UI keeps answering: the event loop turns, and views fill as steps are committed.
+  ASSERT_TRUE(spin_until([&] { return settled.count() == 1; }, 120000));
+  EXPECT_TRUE(settled.front().at(0).toBool()) << settled.front().at(1).toString().toStdString();
+  ASSERT_NE(w.feed().data(), nullptr);
+  EXPECT_EQ(w.feed().data()->last_step(), 49);
+  for (RunView* v : w.views()) {
+    EXPECT_GT(v->pointCount(), 0) << v->metaObject()->className();
+    EXPECT_GT(v->csv().size(), 40u) << v->metaObject()->className();
+  }
+  EXPECT_EQ(w.bitInspector().inspector().readings().size(), 7u);
+  EXPECT_EQ(analysis::RunReader(run_file).summary().status, "finished");
+
+  // A step chosen anywhere is the step everywhere.
+  QSignalSpy selected(&w.feed(), &RunFeed::selectedStepChanged);
+  emit w.views()[0]->stepClicked(20);
+  EXPECT_EQ(w.feed().selectedStep(), 20);
+  EXPECT_EQ(selected.count(), 1);
+
+  const auto png = scratch("smoke.png");
+  QString error;
+  ASSERT_TRUE(w.exportDashboard(QString::fromStdString(png.string()), &error)) << error.toStdString();
+  const QImage image(QString::fromStdString(png.string()));
+  ASSERT_FALSE(image.isNull());
+  EXPECT_GE(image.width(), 1280);
+  EXPECT_GE(image.height(), 800);
+  const auto [non_background, colours] = image_variety(image);
+  EXPECT_GT(non_background, 0.2);  // charts, heatmap, bars, text: far from a blank window
+  EXPECT_GT(colours, 100u);
+}
+
+TEST(GuiSmoke, OpensARunFileAndRefusesBadFiles) {
+  const auto run = make_run(small_experiment(), "opened.mpscope");
+  MainWindow w(options());
+  w.show();
+  QSignalSpy settled(&w, &MainWindow::runSettled);
+  ASSERT_EQ(w.openFile(QString::fromStdString(run.string())), "");
+  EXPECT_EQ(settled.count(), 1);
+  for (RunView* v : w.views()) EXPECT_GT(v->pointCount(), 0) << v->metaObject()->className();
+  EXPECT_EQ(w.experimentPanel().lanes().rowCount(), 3);  // the run's experiment is shown
+
+  EXPECT_NE(w.openFile("/nonexistent/x.json").indexOf("no such file"), -1);
+  const auto broken = scratch("broken.json");
+  std::ofstream(broken) << "{\"name\": ";
+  EXPECT_NE(w.openFile(QString::fromStdString(broken.string())).indexOf("not valid JSON"), -1);
+  const auto wrong = scratch("wrong.json");
+  json e = small_experiment();
+  e["optimizer"]["typo"] = 1;
+  std::ofstream(wrong) << e.dump();
+  EXPECT_NE(w.openFile(QString::fromStdString(wrong.string())).indexOf("optimizer.typo"), -1);
+  // The run that was open stays open after a refused file.
+  ASSERT_NE(w.feed().data(), nullptr);
+  EXPECT_EQ(w.feed().data()->lanes.size(), 3u);
+}
+
+TEST(GuiSmoke, StepRunsOneStepAtATime) {
+  const auto experiment = short_scenario("step.json");
+  const auto run_file = scratch("step.mpscope");
+  MainWindow w(options(run_file));
+  w.show();
+  ASSERT_EQ(w.openFile(QString::fromStdString(experiment.string())), "");
+  ASSERT_EQ(w.startRun(/*paused=*/true), "");
+  w.session().stepOnce();
+  w.session().stepOnce();
+  ASSERT_TRUE(spin_until([&] { return w.feed().data() && w.feed().data()->last_step() == 1; }, 60000));
+  EXPECT_EQ(w.session().state(), TrainingSession::State::paused);
+  for (RunView* v : w.views()) w.feed().pollNow(), (void)v;
+  ASSERT_TRUE(spin_until([&] { return w.views()[0]->pointCount() > 0; }, 10000));
+  w.session().stop();
+  ASSERT_TRUE(spin_until([&] { return w.session().state() == TrainingSession::State::finished; }));
+  EXPECT_EQ(analysis::RunReader(run_file).summary().status, "interrupted");
+}
+
+TEST(GuiProgram, ExportsThePngAndExitsWithTheRightStatus) {
+  const auto run = make_run(small_experiment(), "program.mpscope");
+  const auto png = scratch("program.png");
+  EXPECT_EQ(run_program(run.string() + " --export-png " + png.string() + " --quit"), 0);
+  const QImage image(QString::fromStdString(png.string()));
+  ASSERT_FALSE(image.isNull());
+  EXPECT_GE(image.width(), 1280);
+  EXPECT_GE(image.height(), 800);
+  EXPECT_GT(image_variety(image).first, 0.2);
+
+  // Trains an experiment, writes the run where --out says, then the PNG.
+  const auto experiment = short_scenario("program.json");
+  const auto out = scratch("program-trained.mpscope"), png2 = scratch("program-trained.png");
+  EXPECT_EQ(run_program(experiment.string() + " --out " + out.string() + " --export-png " + png2.string() + " --quit"), 0);
+  EXPECT_EQ(analysis::RunReader(out).summary().status, "finished");
+  EXPECT_TRUE(std::filesystem::exists(png2));
+
+  // Bad input: exit status 2, nothing written.
+  const auto none = scratch("none.png");
+  EXPECT_EQ(run_program("/nonexistent/run.mpscope --export-png " + none.string() + " --quit"), 2);
+  EXPECT_EQ(run_program(run.string() + " --export-png /nonexistent/dir/x.png --quit"), 2);
+  EXPECT_EQ(run_program(experiment.string() + " --out " + out.string() + " --quit"), 2);  // exists already
+  EXPECT_EQ(run_program("notes.txt --quit"), 2);
+  const auto wrong = scratch("program-wrong.json");
+  json e = small_experiment();
+  e["lanes"][0]["recipe"] = "fp17";
+  std::ofstream(wrong) << e.dump();
+  const auto wrong_out = scratch("program-wrong.mpscope");
+  EXPECT_EQ(run_program(wrong.string() + " --out " + wrong_out.string() + " --export-png " + none.string() + " --quit"), 2);
+  EXPECT_FALSE(std::filesystem::exists(none));
+  EXPECT_FALSE(std::filesystem::exists(wrong_out));
+}
