@@ -219,7 +219,11 @@ RunWriter::RunWriter(const std::filesystem::path& path, const RunHeader& header)
     db_ = nullptr;
     throw RunStoreError(path.string() + ": cannot create run file (" + message + ")");
   }
+  // A reader that opens the file in the moment between its creation and WAL mode (the GUI following a run as it
+  // starts) holds a shared lock for a moment: wait it out rather than fail with "database is locked".
+  sqlite3_busy_timeout(db_, 10000);
   exec(db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+  sqlite3_busy_timeout(db_, 0);  // in WAL mode readers never block the writer; the final switch back waits for none
   exec(db_, ("PRAGMA application_id=" + std::to_string(application_id) + "; PRAGMA user_version=" +
              std::to_string(run_schema_version) + ";")
                 .c_str());

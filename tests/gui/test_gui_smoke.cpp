@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <QImage>
+#include <QProcess>
 #include <QSignalSpy>
 #include <cstdio>
 #include <fstream>
@@ -119,6 +120,61 @@ TEST(GuiSmoke, OpensARunFileAndRefusesBadFiles) {
   // The run that was open stays open after a refused file.
   ASSERT_NE(w.feed().data(), nullptr);
   EXPECT_EQ(w.feed().data()->lanes.size(), 3u);
+}
+
+TEST(GuiSmoke, FollowsARunThatAnotherProcessIsWriting) {
+  json e = small_experiment(6000);  // a few seconds of `mpscope run`
+  const auto experiment = scratch("tail.json"), file = scratch("tail.mpscope");
+  std::ofstream(experiment) << e.dump();
+  QProcess cli;
+  cli.start(MPSCOPE_CLI, {"run", QString::fromStdString(experiment.string()), "--out", QString::fromStdString(file.string()), "-q"});
+  ASSERT_TRUE(cli.waitForStarted());
+  RunFeed feed;
+  feed.setPollInterval(100);
+  // The file appears once the lanes are built; until its schema is written it is not yet a run file.
+  QString why;
+  ASSERT_TRUE(spin_until([&] {
+    if (!std::filesystem::exists(file)) return false;
+    why = feed.open(QString::fromStdString(file.string()));
+    return why.isEmpty();
+  }, 60000)) << why.toStdString() << " / mpscope: " << cli.readAllStandardError().toStdString();
+  std::set<std::int64_t> seen;  // the latest step at each update: several while the run is written
+  QObject::connect(&feed, &RunFeed::updated, [&] { seen.insert(feed.data()->last_step()); });
+  QSignalSpy ended(&feed, &RunFeed::ended);
+  ASSERT_TRUE(spin_until([&] { return ended.count() == 1; }, 300000));
+  ASSERT_TRUE(cli.state() == QProcess::NotRunning || cli.waitForFinished(60000));
+  EXPECT_EQ(cli.exitStatus(), QProcess::NormalExit);
+  EXPECT_EQ(cli.exitCode(), 0);
+  EXPECT_GE(seen.size(), 2u) << "the feed should have seen the run grow";
+  const analysis::RunReader reader(file);
+  ASSERT_EQ(feed.data()->lanes.size(), 3u);
+  for (const LaneData& l : feed.data()->lanes) {
+    EXPECT_EQ(l.steps.size(), reader.steps(l.info.id).size());
+    EXPECT_EQ(l.last_step(), 5999);
+    EXPECT_EQ(l.tensor_stats.size(), reader.lane_tensor_stats(l.info.id).size() / l.tensors.size());
+  }
+  EXPECT_EQ(feed.data()->summary.status, "finished");
+}
+
+TEST(GuiSmoke, TheExperimentPanelGivesBackWhatItWasGiven) {
+  std::ifstream in(std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples" / "underflow.json");
+  const json given = json::parse(in);
+  MainWindow w(options());
+  ExperimentPanel& panel = w.experimentPanel();
+  panel.setExperiment(given, {});
+  const json back = panel.experiment();
+  // The form makes some defaults explicit; what it shows is what it gives back.
+  EXPECT_EQ(back["steps"], given["steps"]);
+  EXPECT_EQ(back["batch_size"], given["batch_size"]);
+  EXPECT_EQ(back["model"]["layers"], given["model"]["layers"]);
+  EXPECT_EQ(back["model"]["activation"], given["model"]["activation"]);
+  EXPECT_EQ(back["optimizer"], given["optimizer"]);
+  EXPECT_EQ(back["data"], given["data"]);
+  EXPECT_EQ(back["lanes"], given["lanes"]);
+  EXPECT_EQ(back["record"], given["record"]);
+  EXPECT_NO_THROW(sim::parse_experiment(back, "."));
+  panel.lanes().addLane("fp8");
+  EXPECT_EQ(panel.experiment()["lanes"].size(), given["lanes"].size() + 1);
 }
 
 TEST(GuiSmoke, StepRunsOneStepAtATime) {

@@ -71,7 +71,8 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   optimizer_ = new QComboBox;
   optimizer_->addItems({"sgd", "adam", "adamw"});
   lr_ = new QLineEdit;
-  data_ = new QLabel;
+  data_ = new QComboBox;
+  data_->setToolTip("The file's own data, or a synthetic set with its default settings (docs/experiments.md)");
   auto* form = new QFormLayout;
   form->addRow("Name", name_);
   form->addRow("Data", data_);
@@ -108,7 +109,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   layout->addWidget(new QLabel("Lanes (double-click a cell to change it)"));
   layout->addWidget(lane_table_, 1);
   layout->addLayout(lane_buttons);
-  editors_ = {name_, steps_, batch_, layers_, activation_, optimizer_, lr_, lane_table_, add_recipe_, add, remove, scenario_};
+  editors_ = {name_, data_, steps_, batch_, layers_, activation_, optimizer_, lr_, lane_table_, add_recipe_, add, remove, scenario_};
 
   connect(scenario_, &QComboBox::activated, this, [this](int index) {
     if (index > 0) emit scenarioChosen(scenario_->itemData(index).toString());
@@ -125,7 +126,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   connect(lanes_, &QAbstractItemModel::dataChanged, this, &ExperimentPanel::edited);
   for (auto* e : {name_, layers_, lr_}) connect(e, &QLineEdit::textEdited, this, &ExperimentPanel::edited);
   for (auto* s : {steps_, batch_}) connect(s, &QSpinBox::valueChanged, this, &ExperimentPanel::edited);
-  for (auto* c : {activation_, optimizer_}) connect(c, &QComboBox::activated, this, &ExperimentPanel::edited);
+  for (auto* c : {activation_, optimizer_, data_}) connect(c, &QComboBox::activated, this, &ExperimentPanel::edited);
 }
 
 void ExperimentPanel::setFile(const std::filesystem::path& file) {
@@ -157,7 +158,12 @@ void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesyst
   const nlohmann::json opt = e.value("optimizer", nlohmann::json::object());
   optimizer_->setCurrentText(QString::fromStdString(opt.value("type", "sgd")));
   lr_->setText(QString::fromStdString(sim::shortest(opt.value("lr", 0.01))));
-  data_->setText(QString::fromStdString(data_summary(e.value("data", nlohmann::json()))));
+  data_->clear();
+  const nlohmann::json data = e.value("data", nlohmann::json());
+  data_->addItem(QString::fromStdString(data_summary(data)) + " (as in the file)", QString());
+  for (const char* source : {"spiral", "circles", "xor", "blobs", "sine"})
+    if (!(data.is_object() && data.value("source", "") == source && data.size() == 1))
+      data_->addItem(QString(source) + " (defaults)", QString(source));
   lanes_->setLanes(e.value("lanes", nlohmann::json::array()));
   setFile(file);
 }
@@ -167,6 +173,7 @@ nlohmann::json ExperimentPanel::experiment() const {
   e["name"] = name_->text().trimmed().toStdString();
   e["steps"] = steps_->value();
   e["batch_size"] = batch_->value();
+  if (const QString source = data_->currentData().toString(); !source.isEmpty()) e["data"] = {{"source", source.toStdString()}};
   nlohmann::json widths = nlohmann::json::array();
   for (const QString& part : layers_->text().split(',', Qt::SkipEmptyParts)) {
     bool ok = false;

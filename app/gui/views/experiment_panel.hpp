@@ -48,7 +48,7 @@ class ExperimentPanel : public QWidget {
   QComboBox* activation_;
   QComboBox* optimizer_;
   QLineEdit* lr_;
-  QLabel* data_;
+  QComboBox* data_;  // the data source: the file's own data, or a synthetic set with its defaults
   LaneListModel* lanes_;
   QTableView* lane_table_;
   QComboBox* add_recipe_;
