@@ -54,7 +54,7 @@ MainWindow::MainWindow(MainWindowOptions options, QWidget* parent) : QMainWindow
   });
   connect(&feed_, &RunFeed::readFailed, this, [this](const QString& m) { showError("Reading the run file failed", m); });
   connect(&feed_, &RunFeed::ended, this, [this] {
-    if (session_.state() == TrainingSession::State::idle && settle_pending_) {
+    if (!trainingActive() && settle_pending_) {
       settle_pending_ = false;
       redraw();
       emit runSettled(true, {});
@@ -250,8 +250,7 @@ void MainWindow::updateActions() {
 QString MainWindow::openFile(const QString& path) {
   const std::filesystem::path p = path.toStdString();
   if (!std::filesystem::exists(p)) return path + ": no such file";
-  if (session_.state() == TrainingSession::State::running || session_.state() == TrainingSession::State::paused)
-    return "a run is in progress: stop it first";
+  if (trainingActive()) return "a run is in progress: stop it first";
   if (p.extension() == ".mpscope") {
     reset();
     settle_pending_ = true;
@@ -349,9 +348,13 @@ void MainWindow::reset() {
   updateActions();
 }
 
+bool MainWindow::trainingActive() const {
+  return session_.state() == TrainingSession::State::running || session_.state() == TrainingSession::State::paused;
+}
+
 void MainWindow::showFileProgress() {
   const RunData* run = feed_.data();
-  if (run == nullptr || session_.state() != TrainingSession::State::idle) return;  // training reports its own
+  if (run == nullptr || trainingActive()) return;  // training reports its own
   const std::int64_t planned = std::max<std::int64_t>(1, run->summary.steps_planned), done = run->last_step() + 1;
   progress_->setMaximum(static_cast<int>(std::min<std::int64_t>(planned, INT32_MAX)));
   progress_->setValue(static_cast<int>(std::min(done, planned)));

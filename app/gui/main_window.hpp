@@ -61,7 +61,8 @@ class MainWindow : public QMainWindow {
   void buildDocks();
   void updateActions();
   void redrawSoon();
-  void showFileProgress();  // a run file opened (not trained here): its steps as the progress
+  void showFileProgress();
+  bool trainingActive() const;  // running or paused  // a run file opened (not trained here): its steps as the progress
   void redraw();
   void reset();
   void showError(const QString& title, const QString& message);

@@ -96,6 +96,12 @@ TEST(GuiSmoke, TrainsAScenarioLiveAndEveryViewReceivesData) {
   const auto [non_background, colours] = image_variety(image);
   EXPECT_GT(non_background, 0.2);  // charts, heatmap, bars, text: far from a blank window
   EXPECT_GT(colours, 100u);
+
+  // After training, the same window opens the run file it wrote (and says so, for --export-png).
+  QSignalSpy again(&w, &MainWindow::runSettled);
+  ASSERT_EQ(w.openFile(QString::fromStdString(run_file.string())), "");
+  EXPECT_EQ(again.count(), 1);
+  EXPECT_EQ(w.feed().data()->last_step(), 49);
 }
 
 TEST(GuiSmoke, OpensARunFileAndRefusesBadFiles) {

@@ -45,6 +45,18 @@ const LaneData* find_lane(const RunData* run, const QString& name) {
   return nullptr;
 }
 
+void RunView::arrange(QLayout* controls, Qt::Orientation orientation, QWidget* first, QWidget* second) {
+  auto* split = new QSplitter(orientation);
+  split->addWidget(first);
+  split->addWidget(second);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
+  auto* layout = new QVBoxLayout(this);
+  layout->setContentsMargins(2, 2, 2, 2);
+  layout->addLayout(controls);
+  layout->addWidget(split);
+}
+
 LossView::LossView(QWidget* parent) : RunView(parent) {
   loss_ = new StepChart("Loss per lane", "loss");
   accuracy_ = new StepChart("Accuracy (whole dataset)", "accuracy");
@@ -53,15 +65,7 @@ LossView::LossView(QWidget* parent) : RunView(parent) {
   top->addWidget(note("Stars: skipped steps (their gradients overflowed)"), 1);
   top->addStretch();
   top->addWidget(log_);
-  auto* split = new QSplitter(Qt::Vertical);
-  split->addWidget(loss_);
-  split->addWidget(accuracy_);
-  split->setStretchFactor(0, 3);
-  split->setStretchFactor(1, 2);
-  auto* layout = new QVBoxLayout(this);
-  layout->setContentsMargins(2, 2, 2, 2);
-  layout->addLayout(top);
-  layout->addWidget(split);
+  arrange(top, Qt::Vertical, loss_, accuracy_);
   connect(log_, &QCheckBox::toggled, loss_, &StepChart::setLogY);
   for (StepChart* c : {loss_, accuracy_}) connect(c, &StepChart::stepClicked, this, &RunView::stepClicked);
 }
@@ -145,15 +149,7 @@ DivergenceView::DivergenceView(QWidget* parent) : RunView(parent) {
   lower_layout->setContentsMargins(0, 0, 0, 0);
   lower_layout->addLayout(bottom);
   lower_layout->addWidget(table_);
-  auto* split = new QSplitter(Qt::Vertical);
-  split->addWidget(chart_);
-  split->addWidget(lower);
-  split->setStretchFactor(0, 3);
-  split->setStretchFactor(1, 2);
-  auto* layout = new QVBoxLayout(this);
-  layout->setContentsMargins(2, 2, 2, 2);
-  layout->addLayout(top);
-  layout->addWidget(split);
+  arrange(top, Qt::Vertical, chart_, lower);
   connect(metric_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
   connect(lane_, &QComboBox::currentIndexChanged, this, [this] { updateTable(); });
   connect(chart_, &StepChart::stepClicked, this, &RunView::stepClicked);

@@ -36,6 +36,8 @@ class RunView : public QWidget {
   void stepClicked(qint64 step);
 
  protected:
+  // The common shape of a view: a row of controls above two parts in a splitter (3 : 2).
+  void arrange(QLayout* controls, Qt::Orientation orientation, QWidget* first, QWidget* second);
   const RunData* run_ = nullptr;  // the data last shown (owned by the RunFeed)
 };
 

@@ -2,8 +2,6 @@
 
 #include <QHBoxLayout>
 #include <QLabel>
-#include <QSplitter>
-#include <QVBoxLayout>
 
 namespace mpscope::gui {
 
@@ -23,15 +21,7 @@ UnderflowView::UnderflowView(QWidget* parent) : RunView(parent) {
   top->addWidget(tensor_);
   top->addWidget(unscaled_);
   top->addStretch();
-  auto* split = new QSplitter(Qt::Horizontal);
-  split->addWidget(heatmap_);
-  split->addWidget(bars_);
-  split->setStretchFactor(0, 3);
-  split->setStretchFactor(1, 2);
-  auto* layout = new QVBoxLayout(this);
-  layout->setContentsMargins(2, 2, 2, 2);
-  layout->addLayout(top);
-  layout->addWidget(split);
+  arrange(top, Qt::Horizontal, heatmap_, bars_);
   connect(lane_, &QComboBox::currentIndexChanged, this, [this] {
     fillTensors();
     redraw();
