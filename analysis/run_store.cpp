@@ -419,12 +419,21 @@ void RunWriter::finish(const std::string& status, const std::string& error) {
 
 RunReader::RunReader(const std::filesystem::path& path) {
   if (!std::filesystem::exists(path)) throw RunStoreError(path.string() + ": no such file");
-  const int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  // Read-write where the file allows it, but query_only: when the last connection to a WAL-mode file closes, SQLite
+  // checkpoints it and removes the -wal and -shm files, which a read-only connection cannot (a reader following a
+  // run holds it open while the writer finishes, so the writer cannot tidy up itself).
+  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  }
   if (rc != SQLITE_OK) {
     sqlite3_close(db_);
     db_ = nullptr;
     throw RunStoreError(path.string() + ": cannot open (" + sqlite3_errstr(rc) + ")");
   }
+  sqlite3_exec(db_, "PRAGMA query_only=1", nullptr, nullptr, nullptr);
   sqlite3_busy_timeout(db_, 2000);
   try {
     Statement app(db_, "PRAGMA application_id");

@@ -20,5 +20,7 @@ int main(int argc, char** argv) {
   const int status = RUN_ALL_TESTS();
   std::error_code ec;
   std::filesystem::remove_all(home, ec);
+  // the tests' scratch files (gui_test_support.hpp)
+  std::filesystem::remove_all(std::filesystem::temp_directory_path() / ("mpscope_gui_tests_" + std::to_string(getpid())), ec);
   return status;
 }
