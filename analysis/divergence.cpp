@@ -12,17 +12,29 @@ double norm(std::span<const double> a) {
   return std::sqrt(s);
 }
 
-double relative_distance(std::span<const double> a, std::span<const double> ref) {
+DistanceSums DistanceSums::of(std::span<const double> a, std::span<const double> ref) {
   if (a.size() != ref.size()) throw std::invalid_argument("relative_distance: sizes differ");
-  double diff = 0, base = 0;
+  DistanceSums s;
   for (std::size_t i = 0; i < a.size(); ++i) {
     const double d = a[i] - ref[i];
-    diff += d * d;
-    base += ref[i] * ref[i];
+    s.diff += d * d;
+    s.base += ref[i] * ref[i];
   }
+  return s;
+}
+
+DistanceSums& DistanceSums::operator+=(const DistanceSums& other) {
+  diff += other.diff;
+  base += other.base;
+  return *this;
+}
+
+double DistanceSums::relative() const {
   if (base == 0) return diff == 0 ? 0.0 : std::numeric_limits<double>::infinity();
   return std::sqrt(diff / base);
 }
+
+double relative_distance(std::span<const double> a, std::span<const double> ref) { return DistanceSums::of(a, ref).relative(); }
 
 double cosine(std::span<const double> a, std::span<const double> b) {
   if (a.size() != b.size()) throw std::invalid_argument("cosine: sizes differ");

@@ -29,7 +29,9 @@ sim::Experiment budget_experiment(std::int64_t every) {
   return sim::parse_experiment(j, ".");
 }
 
-void run(benchmark::State& state, bool statistics, bool write) {
+// threads: 1 trains the lanes on one thread (the ratio then does not depend on how the second core is shared);
+// 0 is what `mpscope run` does: one thread per lane, at most one per core.
+void run(benchmark::State& state, bool statistics, bool write, int threads) {
   const sim::Experiment e = budget_experiment(statistics ? 1 : 1000000);
   const sim::Prepared p = sim::prepare(e);
   const std::filesystem::path file = std::filesystem::temp_directory_path() / ("mpscope_bench_" + std::to_string(getpid()) + ".mpscope");
@@ -39,7 +41,7 @@ void run(benchmark::State& state, bool statistics, bool write) {
     std::unique_ptr<analysis::RunWriter> writer;
     if (write) writer = std::make_unique<analysis::RunWriter>(file, analysis::RunHeader{"{}", "{}", "", "bench", e.steps});
     sim::TrainOptions options;
-    options.threads = 1;  // one core: the machine's second core would make the ratio depend on scheduling
+    options.threads = threads;
     sim::train(e, p, writer.get(), options);
     writer.reset();
     if (write) size = static_cast<double>(std::filesystem::file_size(file));
@@ -48,9 +50,11 @@ void run(benchmark::State& state, bool statistics, bool write) {
   state.counters["run_file_MB"] = size / 1e6;
 }
 
-BENCHMARK_CAPTURE(run, nothing_recorded, false, false)->Unit(benchmark::kMillisecond)->Iterations(1);
-BENCHMARK_CAPTURE(run, statistics_not_written, true, false)->Unit(benchmark::kMillisecond)->Iterations(1);
-BENCHMARK_CAPTURE(run, statistics_written, true, true)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(run, nothing_recorded, false, false, 1)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(run, statistics_not_written, true, false, 1)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(run, statistics_written, true, true, 1)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(run, nothing_recorded_default_threads, false, false, 0)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(run, statistics_written_default_threads, true, true, 0)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace
 

@@ -223,18 +223,17 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
       row.grad_norm = r.grad_norm;
       if (st.evaluation) row.accuracy = st.evaluation->accuracy;
       std::vector<std::vector<double>> w, g;
+      std::vector<analysis::DistanceSums> layer_distance;
       const bool compare = have_reference && static_cast<int>(i) != reference;
       if (compare) {
         row.loss_delta = std::fabs(r.loss - ref_loss);
         s.max_loss_delta = std::max(s.max_loss_delta.value_or(0.0), std::isnan(*row.loss_delta) ? INFINITY : *row.loss_delta);
         if (record) {
           w = st.lane->weights();
-          std::vector<double> all, all_ref;
-          for (std::size_t k = 0; k < w.size(); ++k) {
-            all.insert(all.end(), w[k].begin(), w[k].end());
-            all_ref.insert(all_ref.end(), ref_w[k].begin(), ref_w[k].end());
-          }
-          row.weight_distance = analysis::relative_distance(all, all_ref);
+          analysis::DistanceSums all;  // over every layer, from the per-layer sums
+          for (std::size_t k = 0; k < w.size(); ++k)
+            all += layer_distance.emplace_back(analysis::DistanceSums::of(w[k], ref_w[k]));
+          row.weight_distance = all.relative();
           s.final_weight_distance = row.weight_distance;
         }
         const double smoothed_relative = std::fabs(*st.smoothed_loss - ref_smoothed) / std::max(ref_scale, 1e-300);
@@ -256,7 +255,7 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
             ls.layer = static_cast<int>(k) + 1;
             ls.lost_updates = r.lost_updates[k];
             if (compare) {
-              ls.weight_distance = analysis::relative_distance(w[k], ref_w[k]);
+              ls.weight_distance = layer_distance[k].relative();
               ls.grad_cosine = analysis::cosine(g[k], ref_g[k]);
             }
             writer->add_layer_stats(ls);
