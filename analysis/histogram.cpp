@@ -9,28 +9,32 @@ namespace mpscope::analysis {
 
 namespace {
 
-// Counting straight from the exponent field of the bit pattern, with eight count tables so that neighbouring values
-// in the same bin do not wait on each other's increment (this runs on every recorded tensor, so it must be cheap);
-// zeros are counted on the way, the rare subnormals binned in a second look.
+// Counting straight from the exponent field of the bit pattern; for long tensors with eight count tables, so that
+// neighbouring values in the same bin do not wait on each other's increment. This runs on every recorded tensor,
+// many of them short (biases), so the fixed cost matters too: no allocation but the result's. Zeros are counted on
+// the way, the rare subnormals binned in a second look.
 template <typename T, typename Bits, int exponent_bits, int mantissa_bits>
 Log2Histogram histogram_of(std::span<const T> values) {
   constexpr int bias = (1 << (exponent_bits - 1)) - 1;
   constexpr int max_field = (1 << exponent_bits) - 1;
-  constexpr int lowest = 1 - bias - mantissa_bits;  // smallest subnormal's exponent
   constexpr Bits magnitude_mask = ~(Bits{1} << (exponent_bits + mantissa_bits));
   constexpr std::size_t fields = static_cast<std::size_t>(max_field) + 1;
-  constexpr int ways = 8;
-  std::vector<std::uint32_t> tables(ways * fields, 0);
-  std::uint32_t* t[ways];
-  for (int k = 0; k < ways; ++k) t[k] = tables.data() + static_cast<std::size_t>(k) * fields;
-  std::int64_t zeros = 0;
+  constexpr int max_ways = 8;
+  thread_local std::vector<std::uint32_t> tables(max_ways * fields);
   const std::size_t n = values.size();
+  const int ways = n >= 4 * fields ? max_ways : 1;  // short tensors: one table to clear and read
+  std::fill_n(tables.begin(), static_cast<std::size_t>(ways) * fields, 0u);
+  std::uint32_t* t[max_ways];
+  for (int k = 0; k < max_ways; ++k) t[k] = tables.data() + static_cast<std::size_t>(k < ways ? k : 0) * fields;
+  std::int64_t zeros = 0;
   std::size_t i = 0;
-  for (; i + ways <= n; i += ways) {
-    for (int k = 0; k < ways; ++k) {
-      const Bits a = std::bit_cast<Bits>(values[i + static_cast<std::size_t>(k)]) & magnitude_mask;
-      ++t[k][a >> mantissa_bits];
-      zeros += a == 0 ? 1 : 0;
+  if (ways == max_ways) {
+    for (; i + max_ways <= n; i += max_ways) {
+      for (int k = 0; k < max_ways; ++k) {
+        const Bits a = std::bit_cast<Bits>(values[i + static_cast<std::size_t>(k)]) & magnitude_mask;
+        ++t[k][a >> mantissa_bits];
+        zeros += a == 0 ? 1 : 0;
+      }
     }
   }
   for (; i < n; ++i) {
@@ -38,32 +42,49 @@ Log2Histogram histogram_of(std::span<const T> values) {
     ++t[0][a >> mantissa_bits];
     zeros += a == 0 ? 1 : 0;
   }
-  std::vector<std::int64_t> by_field(fields, 0);
-  for (std::size_t f = 0; f < fields; ++f)
-    for (int k = 0; k < ways; ++k) by_field[f] += t[k][f];
+  const auto field_count = [&](std::size_t f) {
+    std::int64_t c = 0;
+    for (int k = 0; k < ways; ++k) c += t[k][f];
+    return c;
+  };
 
   Log2Histogram h;
   h.zeros = zeros;
-  // Bins from the smallest subnormal exponent (lowest) to the largest normal exponent.
-  std::vector<std::int64_t> dense(static_cast<std::size_t>(max_field - 1 + mantissa_bits), 0);
-  if (by_field[0] > zeros) {
-    for (const T x : values) {
-      const Bits a = std::bit_cast<Bits>(x) & magnitude_mask;
-      if (a != 0 && (a >> mantissa_bits) == 0) ++dense[static_cast<std::size_t>(std::bit_width(a) - 1)];
-    }
-  }
-  if (by_field[static_cast<std::size_t>(max_field)] > 0) {  // tell infinities from NaNs
+  if (field_count(static_cast<std::size_t>(max_field)) > 0) {  // tell infinities from NaNs
     for (const T x : values) {
       h.infs += std::isinf(x) ? 1 : 0;
       h.nans += std::isnan(x) ? 1 : 0;
     }
   }
-  for (int f = 1; f < max_field; ++f) dense[static_cast<std::size_t>(f - 1 + mantissa_bits)] = by_field[static_cast<std::size_t>(f)];
-  const auto first = std::find_if(dense.begin(), dense.end(), [](std::int64_t c) { return c != 0; });
-  if (first == dense.end()) return h;
-  const auto last = std::find_if(dense.rbegin(), dense.rend(), [](std::int64_t c) { return c != 0; }).base();
-  h.lo = lowest + static_cast<int>(first - dense.begin());
-  h.counts.assign(first, last);
+  // Subnormals: bin e = bit_width(a) - 1 - bias - mantissa_bits + 1, below the smallest normal's.
+  std::int64_t subnormal[mantissa_bits] = {};
+  int sub_lo = mantissa_bits, sub_hi = -1;
+  if (field_count(0) > zeros) {
+    for (const T x : values) {
+      const Bits a = std::bit_cast<Bits>(x) & magnitude_mask;
+      if (a != 0 && (a >> mantissa_bits) == 0) {
+        const int b = std::bit_width(a) - 1;
+        ++subnormal[b];
+        sub_lo = std::min(sub_lo, b);
+        sub_hi = std::max(sub_hi, b);
+      }
+    }
+  }
+  int field_lo = max_field, field_hi = 0;  // occupied normal fields 1 .. max_field - 1
+  for (int f = 1; f < max_field; ++f)
+    if (field_count(static_cast<std::size_t>(f)) != 0) {
+      field_lo = std::min(field_lo, f);
+      field_hi = f;
+    }
+  const bool any_sub = sub_hi >= 0, any_normal = field_hi > 0;
+  if (!any_sub && !any_normal) return h;
+  // exponent of subnormal bin b: b + 1 - bias - mantissa_bits; of normal field f: f - bias
+  const int lo = any_sub ? sub_lo + 1 - bias - mantissa_bits : field_lo - bias;
+  const int hi = any_normal ? field_hi - bias : sub_hi + 1 - bias - mantissa_bits;
+  h.lo = lo;
+  h.counts.assign(static_cast<std::size_t>(hi - lo + 1), 0);
+  for (int b = sub_lo; b <= sub_hi; ++b) h.counts[static_cast<std::size_t>(b + 1 - bias - mantissa_bits - lo)] = subnormal[b];
+  for (int f = field_lo; f <= field_hi; ++f) h.counts[static_cast<std::size_t>(f - bias - lo)] = field_count(static_cast<std::size_t>(f));
   return h;
 }
 

@@ -8,6 +8,10 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <limits>
+#include <map>
+#include <random>
+#include <span>
 #include <thread>
 
 #include "analysis/histogram.hpp"
@@ -47,6 +51,58 @@ TEST(Histogram, BinsByBinaryExponentAndEncodesCompactly) {
   sum += hd;
   EXPECT_EQ(sum.total(), h.total() + hd.total());
   EXPECT_THROW(Log2Histogram::decode(std::vector<std::uint8_t>{1, 2}), std::runtime_error);
+}
+
+// Against a plain reference (std::ilogb per value) on random tensors of every length the fast paths treat
+// differently (one table, eight tables, a tail), with normals over the whole range, subnormals, zeros, inf, NaN.
+template <typename T>
+void check_histograms_against_ilogb(std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int min_exp = std::numeric_limits<T>::min_exponent - std::numeric_limits<T>::digits;  // the smallest subnormal
+  const int max_exp = std::numeric_limits<T>::max_exponent - 1;
+  for (std::size_t n : {0, 1, 3, 7, 64, 1000, 1023, 1024, 1025, 4096, 8191, 8200, 20000}) {
+    std::vector<T> v(n);
+    const bool narrow = rng() % 2 == 0;  // half the cases within a few binades, as real tensors are
+    const int centre = static_cast<int>(rng() % 40) - 20;
+    for (auto& x : v) {
+      const unsigned kind = static_cast<unsigned>(rng() % 100);
+      if (kind == 0) x = 0;
+      else if (kind == 1) x = std::numeric_limits<T>::infinity();
+      else if (kind == 2) x = std::numeric_limits<T>::quiet_NaN();
+      else {
+        const int e = narrow ? centre + static_cast<int>(rng() % 6) : min_exp + static_cast<int>(rng() % static_cast<unsigned>(max_exp - min_exp + 1));
+        x = std::ldexp(static_cast<T>(1) + static_cast<T>(rng() % 1000) / 1000, e);
+      }
+      if (rng() % 2 == 0) x = -x;
+    }
+    std::map<int, std::int64_t> want;
+    std::int64_t zeros = 0, infs = 0, nans = 0;
+    for (T x : v) {
+      if (std::isnan(x)) ++nans;
+      else if (std::isinf(x)) ++infs;
+      else if (x == 0) ++zeros;
+      else ++want[std::ilogb(x)];
+    }
+    const Log2Histogram h = Log2Histogram::of(std::span<const T>(v));
+    ASSERT_EQ(h.zeros, zeros) << n;
+    ASSERT_EQ(h.infs, infs) << n;
+    ASSERT_EQ(h.nans, nans) << n;
+    std::map<int, std::int64_t> got;
+    for (std::size_t i = 0; i < h.counts.size(); ++i)
+      if (h.counts[i] != 0) got[h.lo + static_cast<int>(i)] = h.counts[i];
+    ASSERT_EQ(got, want) << n;
+    if (!want.empty()) {
+      EXPECT_EQ(h.lo, want.begin()->first) << n;  // the occupied range exactly
+      EXPECT_EQ(h.hi(), want.rbegin()->first) << n;
+    }
+  }
+}
+
+TEST(Histogram, MatchesIlogbOnRandomTensors) {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    check_histograms_against_ilogb<float>(seed);
+    check_histograms_against_ilogb<double>(seed);
+  }
 }
 
 TEST(RunStore, WritesAndReadsBack) {
