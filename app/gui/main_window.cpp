@@ -400,16 +400,18 @@ bool MainWindow::saveExperiment(const QString& path) {
   return true;
 }
 
-bool MainWindow::exportDashboard(const QString& path, QString* error) {
+bool MainWindow::exportPng(QWidget* what, const QString& path, QString* error) {
   QByteArray bytes;
   QBuffer buffer(&bytes);
   buffer.open(QIODevice::WriteOnly);
-  if (!grab().toImage().save(&buffer, "PNG")) {
+  if (!what->grab().toImage().save(&buffer, "PNG")) {
     if (error) *error = "could not encode the PNG";
     return false;
   }
   return write_file(path, bytes, error);
 }
+
+bool MainWindow::exportDashboard(const QString& path, QString* error) { return exportPng(this, path, error); }
 
 void MainWindow::inspectValue(const QString& value) {
   bits_->setInput(value);
@@ -425,13 +427,8 @@ void MainWindow::inspectValue(const QString& value) {
 
 void MainWindow::exportViewPng(QWidget* view, const QString& name) {
   const QString path = QFileDialog::getSaveFileName(this, "Export " + name, name + ".png", "PNG images (*.png)");
-  if (path.isEmpty()) return;
-  QByteArray bytes;
-  QBuffer buffer(&bytes);
-  buffer.open(QIODevice::WriteOnly);
-  view->grab().toImage().save(&buffer, "PNG");
   QString error;
-  if (!write_file(path, bytes, &error)) showError("Export failed", error);
+  if (!path.isEmpty() && !exportPng(view, path, &error)) showError("Export failed", error);
 }
 
 void MainWindow::exportViewCsv(RunView* view, const QString& name) {

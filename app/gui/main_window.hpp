@@ -38,6 +38,8 @@ class MainWindow : public QMainWindow {
   // Trains the experiment in the panel (resuming when paused). Returns "" or why it cannot start.
   QString startRun(bool paused = false);
   bool exportDashboard(const QString& path, QString* error = nullptr);  // the whole window as PNG
+  // One view (or any widget) as PNG; the file is written whole or not at all.
+  static bool exportPng(QWidget* what, const QString& path, QString* error = nullptr);
   void inspectValue(const QString& value);  // shows the bit inspector (in front of the experiment panel) on value
 
   RunFeed& feed() { return feed_; }

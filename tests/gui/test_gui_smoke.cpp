@@ -3,7 +3,13 @@
 // the mpscope-gui program's command line (--export-png, --quit, exit codes).
 #include <gtest/gtest.h>
 
+#include <QApplication>
+#include <QDockWidget>
+#include <QDropEvent>
 #include <QImage>
+#include <QMimeData>
+#include <QSettings>
+#include <QUrl>
 #include <QProcess>
 #include <QSignalSpy>
 #include <cstdio>
@@ -97,6 +103,17 @@ TEST(GuiSmoke, TrainsAScenarioLiveAndEveryViewReceivesData) {
   EXPECT_GT(non_background, 0.2);  // charts, heatmap, bars, text: far from a blank window
   EXPECT_GT(colours, 100u);
 
+  // Each view on its own (File > Export view as PNG), and a path that cannot be written leaves nothing.
+  for (RunView* v : w.views()) {
+    const auto view_png = scratch(std::string(v->metaObject()->className()).substr(14) + ".png");
+    ASSERT_TRUE(MainWindow::exportPng(v, QString::fromStdString(view_png.string()), &error)) << error.toStdString();
+    const QImage view_image(QString::fromStdString(view_png.string()));
+    EXPECT_EQ(view_image.size(), v->size());
+    EXPECT_GT(image_variety(view_image).first, 0.05) << v->metaObject()->className();
+  }
+  EXPECT_FALSE(MainWindow::exportPng(&w, "/nonexistent/dir/x.png", &error));
+  EXPECT_NE(error.indexOf("/nonexistent/dir/x.png"), -1);
+
   // After training, the same window opens the run file it wrote (and says so, for --export-png).
   QSignalSpy again(&w, &MainWindow::runSettled);
   ASSERT_EQ(w.openFile(QString::fromStdString(run_file.string())), "");
@@ -181,6 +198,40 @@ TEST(GuiSmoke, TheExperimentPanelGivesBackWhatItWasGiven) {
   EXPECT_NO_THROW(sim::parse_experiment(back, "."));
   panel.lanes().addLane("fp8");
   EXPECT_EQ(panel.experiment()["lanes"].size(), given["lanes"].size() + 1);
+}
+
+TEST(GuiSmoke, DroppedFilesOpenAndRecentFilesAndLayoutAreRemembered) {
+  const auto run = make_run(small_experiment(), "dropped.mpscope");
+  QSettings().remove("recent");
+  {
+    MainWindowOptions o = options();
+    o.restore_layout = true;
+    MainWindow w(o);
+    w.show();
+    QMimeData mime;
+    mime.setUrls({QUrl::fromLocalFile(QString::fromStdString(run.string()))});
+    QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&w, &enter);
+    EXPECT_TRUE(enter.isAccepted());
+    QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QApplication::sendEvent(&w, &drop);
+    ASSERT_NE(w.feed().data(), nullptr);  // the dropped run is open
+    EXPECT_EQ(w.feed().data()->lanes.size(), 3u);
+    EXPECT_EQ(QSettings().value("recent").toStringList().value(0), QString::fromStdString(run.string()));
+    w.findChild<QDockWidget*>("scale")->hide();  // a layout change...
+    w.close();
+  }
+  {
+    MainWindowOptions o = options();
+    o.restore_layout = true;
+    MainWindow w(o);
+    w.show();
+    EXPECT_FALSE(w.findChild<QDockWidget*>("scale")->isVisible());  // ...comes back with the next window
+    EXPECT_TRUE(w.findChild<QDockWidget*>("loss")->isVisible());
+  }
+  MainWindow fixed(options());  // exports use the default layout whatever was saved
+  fixed.show();
+  EXPECT_TRUE(fixed.findChild<QDockWidget*>("scale")->isVisible());
 }
 
 TEST(GuiSmoke, StepRunsOneStepAtATime) {
