@@ -147,7 +147,9 @@ DivergenceView::DivergenceView(QWidget* parent) : RunView(parent) {
   auto* lower = new QWidget;
   auto* lower_layout = new QVBoxLayout(lower);
   lower_layout->setContentsMargins(0, 0, 0, 0);
+  verdict_ = new QLabel;
   lower_layout->addLayout(bottom);
+  lower_layout->addWidget(verdict_);
   lower_layout->addWidget(table_);
   arrange(top, Qt::Vertical, chart_, lower);
   connect(metric_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
@@ -187,6 +189,16 @@ void DivergenceView::setSelectedStep(qint64 step) {
 void DivergenceView::updateTable() {
   const LaneData* lane = find_lane(run_, lane_->currentText());
   layers_->setRows(lane ? layer_figures(*lane, selected_) : std::vector<LayerFigures>{});
+  QString verdict;
+  if (lane) {
+    const auto& i = lane->info;
+    verdict = "verdict: " + (i.verdict.empty() ? QString("running") : QString::fromStdString(i.verdict));
+    if (i.diverged_step) verdict += QString(" (NaN/inf reached the weights at step %1)").arg(*i.diverged_step);
+    if (!i.first_nonfinite.empty())
+      verdict += QString("; first inf/NaN: <b>%1</b> at step %2").arg(QString::fromStdString(i.first_nonfinite))
+                     .arg(i.first_nonfinite_step.value_or(-1));
+  }
+  verdict_->setText(verdict);
 }
 
 std::string DivergenceView::csv() const { return run_ ? divergence_csv(*run_) : std::string(); }

@@ -5,6 +5,7 @@
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QLabel>
 #include <QTableView>
 #include <QWidget>
 #include <string>
@@ -88,6 +89,7 @@ class DivergenceView : public RunView {
   QComboBox* lane_;
   StepChart* chart_;
   QTableView* table_;
+  QLabel* verdict_;  // the lane's verdict and first inf/NaN tensor (which may be the input, no layer row)
   LayerTableModel* layers_;
   qint64 selected_ = -1;
 };
