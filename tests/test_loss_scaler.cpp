@@ -30,7 +30,9 @@ void check_trace(const char* prefix, std::int64_t growth_interval, bool expect_g
     growths += u.grew;
   }
   EXPECT_GT(backoffs, 0);
-  if (expect_growth) EXPECT_GT(growths, 0);
+  if (expect_growth) {
+    EXPECT_GT(growths, 0);
+  }
 }
 
 TEST(LossScaler, ReproducesGradScalerTraceInterval2000) { check_trace("scaler_gi2000", 2000, false); }
