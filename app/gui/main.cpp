@@ -81,10 +81,13 @@ int main(int argc, char** argv) {
   if (parser.isSet(lane) || parser.isSet(unscaled)) window.underflowView().prefer(parser.value(lane), parser.isSet(unscaled));
 
   int status = 0;
+  // Through the event loop: a run file that is loaded at once settles before exec() has started, when an
+  // immediate exit() would be lost.
+  const auto quit_soon = [&] { QTimer::singleShot(0, &window, [&] { QApplication::exit(status); }); };
   const auto finish = [&](bool ok, const QString& message) {
     if (!ok) {
       status = fail(exit_failure, message);
-      if (quit_after) QApplication::exit(status);
+      if (quit_after) quit_soon();
       return;
     }
     if (!png.isEmpty()) {
@@ -93,10 +96,10 @@ int main(int argc, char** argv) {
         QString error;
         if (!window.exportDashboard(png, &error)) status = fail(exit_failure, error);
         else std::fprintf(stderr, "mpscope-gui: wrote %s (%dx%d)\n", qPrintable(png), window.width(), window.height());
-        if (quit_after) QApplication::exit(status);
+        if (quit_after) quit_soon();
       });
     } else if (quit_after) {
-      QApplication::exit(status);
+      quit_soon();
     }
   };
   QObject::connect(&window, &mpscope::gui::MainWindow::runSettled, &window, finish);

@@ -262,6 +262,8 @@ TEST(GuiProgram, ExportsThePngAndExitsWithTheRightStatus) {
   EXPECT_GE(image.height(), 800);
   EXPECT_GT(image_variety(image).first, 0.2);
 
+  EXPECT_EQ(run_program(run.string() + " --quit"), 0);  // loads, quits (without hanging: ctest's timeout would say)
+
   // Trains an experiment, writes the run where --out says, then the PNG.
   const auto experiment = short_scenario("program.json");
   const auto out = scratch("program-trained.mpscope"), png2 = scratch("program-trained.png");
