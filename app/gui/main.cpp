@@ -106,7 +106,11 @@ int main(int argc, char** argv) {
 
   if (!file.isEmpty()) {
     QString error = window.openFile(file);
-    if (error.isEmpty() && file.endsWith(".json")) error = window.startRun();
+    if (error.isEmpty() && file.endsWith(".json")) {
+      error = window.startRun();
+      if (!window.session().warning().isEmpty())  // GPU lanes without a GPU run emulated: say so here too
+        std::fprintf(stderr, "mpscope-gui: warning: %s\n", qPrintable(window.session().warning()));
+    }
     if (!error.isEmpty()) {
       if (quit_after || !png.isEmpty()) return fail(exit_bad_input, error);
       std::fprintf(stderr, "mpscope-gui: %s\n", qPrintable(error));
