@@ -23,7 +23,6 @@ QString RunFeed::open(const QString& path) {
     return QString::fromStdString(e.what());
   }
   chosen_ = -1;
-  latest_ = follower_->data().last_step();
   emit opened();
   emit updated();
   emit selectedStepChanged(selectedStep());
@@ -35,7 +34,7 @@ QString RunFeed::open(const QString& path) {
 void RunFeed::close() {
   timer_.stop();
   follower_.reset();
-  chosen_ = latest_ = -1;
+  chosen_ = -1;
 }
 
 const RunData* RunFeed::data() const { return follower_ ? &follower_->data() : nullptr; }
@@ -43,6 +42,7 @@ const RunData* RunFeed::data() const { return follower_ ? &follower_->data() : n
 bool RunFeed::pollNow() {
   if (!follower_) return false;
   bool changed = false;
+  const qint64 before = selectedStep();
   try {
     changed = follower_->poll();
   } catch (const std::exception& e) {
@@ -51,8 +51,6 @@ bool RunFeed::pollNow() {
     return false;
   }
   if (changed) {
-    const qint64 before = selectedStep();
-    latest_ = follower_->data().last_step();
     emit updated();
     if (selectedStep() != before) emit selectedStepChanged(selectedStep());
   }
@@ -63,11 +61,13 @@ bool RunFeed::pollNow() {
   return changed;
 }
 
-qint64 RunFeed::selectedStep() const { return chosen_ >= 0 ? chosen_ : latest_; }
+qint64 RunFeed::latestStep() const { return follower_ ? follower_->data().last_step() : -1; }
+
+qint64 RunFeed::selectedStep() const { return chosen_ >= 0 ? chosen_ : latestStep(); }
 
 void RunFeed::selectStep(qint64 step) {
   const qint64 before = selectedStep();
-  chosen_ = step < 0 ? -1 : std::min(step, std::max<qint64>(latest_, 0));
+  chosen_ = step < 0 ? -1 : std::min(step, std::max<qint64>(latestStep(), 0));
   if (selectedStep() != before) emit selectedStepChanged(selectedStep());
 }
 

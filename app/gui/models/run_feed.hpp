@@ -41,8 +41,8 @@ class RunFeed : public QObject {
  private:
   std::unique_ptr<RunFollower> follower_;
   QTimer timer_;
+  qint64 latestStep() const;  // -1 before any step
   qint64 chosen_ = -1;
-  qint64 latest_ = -1;
 };
 
 }  // namespace mpscope::gui

@@ -40,9 +40,8 @@ std::vector<Scenario> load_scenarios(const std::filesystem::path& samples_dir) {
 std::filesystem::path find_samples_dir(const std::filesystem::path& program_dir) {
   if (const char* env = std::getenv("MPSCOPE_SAMPLES"); env != nullptr && *env != '\0') return env;
   std::error_code ec;
-  // build/app/gui/mpscope-gui -> samples/ of the checkout; an install's bin/ -> share/mpscope/samples.
-  for (const auto& candidate : {program_dir / "../../../samples", program_dir / "../share/mpscope/samples",
-                                std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples"})
+  // build/app/gui/mpscope-gui -> samples/ of the checkout
+  for (const auto& candidate : {program_dir / "../../../samples", std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples"})
     if (std::filesystem::is_directory(candidate, ec)) return std::filesystem::weakly_canonical(candidate, ec);
   return {};
 }

@@ -17,7 +17,7 @@ struct Scenario {
 // In README order, then any other .json files of the folder by name. Empty when the folder does not exist.
 std::vector<Scenario> load_scenarios(const std::filesystem::path& samples_dir);
 
-// Where samples/ is: $MPSCOPE_SAMPLES, else beside the program's build or install tree, else the source tree the
+// Where samples/ is: $MPSCOPE_SAMPLES, else the checkout the program's build tree is in, else the source tree the
 // program was built from. Empty when none exists.
 std::filesystem::path find_samples_dir(const std::filesystem::path& program_dir);
 

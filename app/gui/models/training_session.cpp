@@ -85,7 +85,6 @@ QString TrainingSession::start(const nlohmann::json& experiment, const std::file
   }
   if (std::filesystem::exists(run_file)) return QString::fromStdString(run_file.string() + " already exists");
   run_file_ = run_file;
-  steps_planned_ = e->steps;
 
   worker_ = std::make_unique<Worker>();
   worker_->paused = start_paused;

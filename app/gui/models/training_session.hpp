@@ -35,7 +35,6 @@ class TrainingSession : public QObject {
   State state() const { return state_; }
   QString warning() const { return warning_; }
   std::filesystem::path runFile() const { return run_file_; }
-  qint64 stepsPlanned() const { return steps_planned_; }
 
  signals:
   void runFileReady(const QString& path);  // the lanes are built and the file exists
@@ -51,7 +50,6 @@ class TrainingSession : public QObject {
   State state_ = State::idle;
   QString warning_;
   std::filesystem::path run_file_;
-  qint64 steps_planned_ = 0;
 };
 
 }  // namespace mpscope::gui

@@ -69,29 +69,27 @@ void StepChart::rebuild() {
   // The points first: the axes are complete (range, decade labels) before the chart lays them out.
   std::vector<QList<QPointF>> line_points, mark_points;
   points_ = 0;
-  x_max_ = 1;
-  y_min_ = INFINITY;
-  y_max_ = -INFINITY;
+  double x_max = 1, y_min = INFINITY, y_max = -INFINITY;
   const auto extend = [&](QList<QPointF> pts, std::vector<QList<QPointF>>& into) {
     for (const QPointF& p : pts) {
-      x_max_ = std::max(x_max_, p.x());
-      y_min_ = std::min(y_min_, p.y());
-      y_max_ = std::max(y_max_, p.y());
+      x_max = std::max(x_max, p.x());
+      y_min = std::min(y_min, p.y());
+      y_max = std::max(y_max, p.y());
     }
     points_ += static_cast<int>(pts.size());
     into.push_back(std::move(pts));
   };
   for (const Line& l : lines_) extend(to_points(l.points, log_y_), line_points);
   for (const Marks& m : marks_) extend(to_points(m.points, log_y_), mark_points);
-  if (!std::isfinite(y_min_)) {
-    y_min_ = 0;
-    y_max_ = 1;
+  if (!std::isfinite(y_min)) {
+    y_min = 0;
+    y_max = 1;
   }
-  double lo = y_min_, hi = y_max_;
+  double lo = y_min, hi = y_max;
   auto* x = new QValueAxis;
   x->setTitleText("step");
   x->setLabelFormat("%d");
-  x->setRange(0, x_max_);
+  x->setRange(0, x_max);
   x->applyNiceNumbers();
   auto* y = new QValueAxis;
   if (log_y_) {  // whole decades, labelled 1e-3, 1e-2, ...

@@ -50,7 +50,6 @@ class StepChart : public QChartView {
   std::vector<Marks> marks_;
   qint64 selected_ = -1;
   int points_ = 0;
-  double x_max_ = 1, y_min_ = 0, y_max_ = 1;
 };
 
 }  // namespace mpscope::gui
