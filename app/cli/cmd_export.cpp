@@ -8,6 +8,7 @@
 #include "analysis/run_store.hpp"
 #include "app/cli/commands.hpp"
 #include "app/cli/files.hpp"
+#include "app/common/table_writer.hpp"
 
 namespace mpscope::cli {
 
@@ -18,49 +19,10 @@ struct ExportOptions {
   bool force = false;
 };
 
-using json = nlohmann::json;
-
-json value(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
-json value(const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); }
-json number(double v) { return std::isfinite(v) ? json(v) : json(std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf")); }
-
-std::string csv_cell(const json& v) {
-  if (v.is_null()) return "";
-  if (v.is_string()) {
-    const std::string s = v.get<std::string>();
-    if (s.find_first_of(",\"\n") == std::string::npos) return s;
-    std::string quoted = "\"";
-    for (char c : s) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return quoted + "\"";
-  }
-  if (v.is_number_float()) {
-    std::ostringstream o;
-    o.precision(17);
-    o << v.get<double>();
-    return o.str();
-  }
-  return v.dump();
-}
-
-void write_table(std::ostream& out, const std::vector<std::string>& columns, const std::vector<json>& rows,
-                 const std::string& format) {
-  if (format == "json") {
-    json all = json::array();
-    for (const auto& r : rows) {
-      json o = json::object();
-      for (std::size_t c = 0; c < columns.size(); ++c) o[columns[c]] = r[c];
-      all.push_back(o);
-    }
-    out << all.dump(1) << "\n";
-    return;
-  }
-  for (std::size_t c = 0; c < columns.size(); ++c) out << (c ? "," : "") << columns[c];
-  out << "\n";
-  for (const auto& r : rows) {
-    for (std::size_t c = 0; c < columns.size(); ++c) out << (c ? "," : "") << csv_cell(r[c]);
-    out << "\n";
-  }
-}
+using app::cell;
+using app::json;
+using app::number;
+using app::write_table;
 
 void run_export(const ExportOptions& o) {
   const analysis::RunReader run(o.run);
@@ -81,8 +43,8 @@ void run_export(const ExportOptions& o) {
                "weight_distance"};
     for (const auto& s : run.steps(only))
       rows.push_back(json::array({lane_name[s.lane_id], s.step, number(s.loss), s.loss_scale, s.skipped ? 1 : 0,
-                                  s.found_inf ? 1 : 0, s.lr, number(s.grad_norm), value(s.accuracy),
-                                  value(s.loss_delta), value(s.weight_distance)}));
+                                  s.found_inf ? 1 : 0, s.lr, number(s.grad_norm), cell(s.accuracy),
+                                  cell(s.loss_delta), cell(s.weight_distance)}));
   } else if (o.table == "tensors") {
     columns = {"lane", "step", "tensor", "kind", "layer", "format", "zeros", "infs", "nans", "rounded", "underflow",
                "subnormal", "overflow", "hist_lo", "hist_counts"};
@@ -95,8 +57,8 @@ void run_export(const ExportOptions& o) {
         std::string counts;
         for (auto c : st.histogram.counts) counts += (counts.empty() ? "" : " ") + std::to_string(c);
         rows.push_back(json::array({lane_name[t.lane_id], st.step, t.name, t.kind, t.layer, t.format,
-                                    st.histogram.zeros, st.histogram.infs, st.histogram.nans, value(st.rounded),
-                                    value(st.underflow), value(st.subnormal), value(st.overflow),
+                                    st.histogram.zeros, st.histogram.infs, st.histogram.nans, cell(st.rounded),
+                                    cell(st.underflow), cell(st.subnormal), cell(st.overflow),
                                     st.histogram.counts.empty() ? json(nullptr) : json(st.histogram.lo), counts}));
       }
     }
@@ -105,12 +67,12 @@ void run_export(const ExportOptions& o) {
     for (const auto& l : run.lanes()) {
       if (only && l.id != *only) continue;
       for (const auto& s : run.layer_stats(l.id))
-        rows.push_back(json::array({l.name, s.step, s.layer, value(s.weight_distance), value(s.grad_cosine), value(s.lost_updates)}));
+        rows.push_back(json::array({l.name, s.step, s.layer, cell(s.weight_distance), cell(s.grad_cosine), cell(s.lost_updates)}));
     }
   } else {
     columns = {"lane", "step", "kind", "tensor", "value", "message"};
     for (const auto& e : run.events(only))
-      rows.push_back(json::array({lane_name[e.lane_id], e.step, e.kind, e.tensor, value(e.value), e.message}));
+      rows.push_back(json::array({lane_name[e.lane_id], e.step, e.kind, e.tensor, cell(e.value), e.message}));
   }
 
   if (o.out.empty()) {

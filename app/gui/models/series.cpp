@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <sstream>
 
+#include "app/common/table_writer.hpp"
 #include "sim/format.hpp"
 
 namespace mpscope::gui {
@@ -16,15 +16,6 @@ const analysis::StepRow* step_row(const LaneData& lane, std::int64_t step) {
                              [](const analysis::StepRow& r, std::int64_t s) { return r.step < s; });
   return it != lane.steps.end() && it->step == step ? &*it : nullptr;
 }
-
-std::string number(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
-std::string number(const std::optional<double>& v) { return v ? number(*v) : ""; }
 
 std::optional<double> lowest_cosine(const std::vector<analysis::LayerStatRow>& rows) {
   std::optional<double> lowest;
@@ -231,57 +222,60 @@ std::vector<LayerFigures> layer_figures(const LaneData& lane, std::int64_t step)
   return rows;
 }
 
-std::string loss_csv(const RunData& run) {
+namespace {
+std::string csv(const std::vector<std::string>& columns, const std::vector<app::json>& rows) {
   std::ostringstream out;
-  out << "lane,step,loss,accuracy,skipped\n";
+  app::write_table(out, columns, rows, "csv");
+  return out.str();
+}
+}  // namespace
+
+std::string loss_csv(const RunData& run) {
+  std::vector<app::json> rows;
   for (const auto& l : run.lanes)
     for (const auto& r : l.steps)
-      out << l.info.name << ',' << r.step << ',' << number(r.loss) << ',' << number(r.accuracy) << ',' << (r.skipped ? 1 : 0) << '\n';
-  return out.str();
+      rows.push_back({l.info.name, r.step, app::number(r.loss), app::cell(r.accuracy), r.skipped ? 1 : 0});
+  return csv({"lane", "step", "loss", "accuracy", "skipped"}, rows);
 }
 
 std::string scale_csv(const RunData& run) {
-  std::ostringstream out;
-  out << "lane,step,loss_scale,found_inf,skipped\n";
+  std::vector<app::json> rows;
   for (const auto& l : run.lanes)
     for (const auto& r : l.steps)
-      out << l.info.name << ',' << r.step << ',' << number(r.loss_scale) << ',' << (r.found_inf ? 1 : 0) << ','
-          << (r.skipped ? 1 : 0) << '\n';
-  return out.str();
+      rows.push_back({l.info.name, r.step, app::number(r.loss_scale), r.found_inf ? 1 : 0, r.skipped ? 1 : 0});
+  return csv({"lane", "step", "loss_scale", "found_inf", "skipped"}, rows);
 }
 
 std::string divergence_csv(const RunData& run) {
-  std::ostringstream out;
-  out << "lane,step,loss_delta,weight_distance,grad_cosine_min\n";
+  std::vector<app::json> rows;
   for (const auto& l : run.lanes)
     for (const auto& r : l.steps) {
-      auto it = l.layer_stats.find(r.step);
-      out << l.info.name << ',' << r.step << ',' << number(r.loss_delta) << ',' << number(r.weight_distance) << ','
-          << (it != l.layer_stats.end() ? number(lowest_cosine(it->second)) : "") << '\n';
+      const auto it = l.layer_stats.find(r.step);
+      rows.push_back({l.info.name, r.step, app::cell(r.loss_delta), app::cell(r.weight_distance),
+                      app::cell(it != l.layer_stats.end() ? lowest_cosine(it->second) : std::nullopt)});
     }
-  return out.str();
+  return csv({"lane", "step", "loss_delta", "weight_distance", "grad_cosine_min"}, rows);
 }
 
 std::string heatmap_csv(const Heatmap& h) {
-  std::ostringstream out;
-  out << "step,bin,count\n";
+  std::vector<app::json> rows;
   for (std::size_t c = 0; c < h.columns.size(); ++c) {
     const auto& col = h.columns[c];
     for (int e = col.lo; e <= col.hi(); ++e)
-      if (col.count_at(e) != 0) out << h.steps[c] << ',' << e << ',' << col.count_at(e) << '\n';
-    out << h.steps[c] << ",zero," << col.zeros << '\n' << h.steps[c] << ",inf," << col.infs << '\n'
-        << h.steps[c] << ",nan," << col.nans << '\n';
+      if (col.count_at(e) != 0) rows.push_back({h.steps[c], e, col.count_at(e)});
+    rows.push_back({h.steps[c], "zero", col.zeros});
+    rows.push_back({h.steps[c], "inf", col.infs});
+    rows.push_back({h.steps[c], "nan", col.nans});
   }
-  return out.str();
+  return csv({"step", "bin", "count"}, rows);
 }
 
 std::string layer_csv(const std::vector<LayerFigures>& rows) {
-  std::ostringstream out;
-  out << "layer,gradient_underflow,overflow,lost_updates,weight_distance,grad_cosine,first_nonfinite\n";
+  std::vector<app::json> out;
   for (const auto& r : rows)
-    out << r.layer << ',' << number(r.gradient_underflow) << ',' << r.overflow << ',' << number(r.lost_updates) << ','
-        << number(r.weight_distance) << ',' << number(r.grad_cosine) << ',' << r.first_nonfinite << '\n';
-  return out.str();
+    out.push_back({r.layer, app::cell(r.gradient_underflow), r.overflow, app::cell(r.lost_updates),
+                   app::cell(r.weight_distance), app::cell(r.grad_cosine), r.first_nonfinite});
+  return csv({"layer", "gradient_underflow", "overflow", "lost_updates", "weight_distance", "grad_cosine", "first_nonfinite"}, out);
 }
 
 }  // namespace mpscope::gui
