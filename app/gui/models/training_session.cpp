@@ -73,7 +73,6 @@ QString TrainingSession::start(const nlohmann::json& experiment, const std::file
   try {
     *e = sim::parse_experiment(experiment, experiment_file.empty() ? std::filesystem::current_path()
                                                                    : experiment_file.parent_path());
-    e->given = experiment;
     e->file = experiment_file;
     std::string warning;
     const std::string problem = app::resolve_backends(*e, "cpu", &warning);
