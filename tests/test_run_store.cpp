@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "analysis/histogram.hpp"
+#include "analysis/histogram_kernels.hpp"
 #include "analysis/run_store.hpp"
 
 using namespace mpscope::analysis;
@@ -54,18 +55,20 @@ TEST(Histogram, BinsByBinaryExponentAndEncodesCompactly) {
 }
 
 // Against a plain reference (std::ilogb per value) on random tensors of every length the fast paths treat
-// differently (one table, eight tables, a tail), with normals over the whole range, subnormals, zeros, inf, NaN.
+// differently (one count table, eight tables, a tail, several blocks), with normals over the whole range or within
+// a few binades, subnormals, and (in half the tensors) zeros, inf and NaN; every variant this CPU runs.
 template <typename T>
-void check_histograms_against_ilogb(std::uint64_t seed) {
+void check_histograms_against_ilogb(const detail::HistogramKernel& kernel, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   const int min_exp = std::numeric_limits<T>::min_exponent - std::numeric_limits<T>::digits;  // the smallest subnormal
   const int max_exp = std::numeric_limits<T>::max_exponent - 1;
-  for (std::size_t n : {0, 1, 3, 7, 64, 1000, 1023, 1024, 1025, 4096, 8191, 8200, 20000}) {
+  for (std::size_t n : {0, 1, 3, 7, 64, 511, 512, 513, 1000, 1023, 1024, 1025, 4096, 8191, 8200, 20000}) {
     std::vector<T> v(n);
     const bool narrow = rng() % 2 == 0;  // half the cases within a few binades, as real tensors are
+    const bool specials = rng() % 2 == 0;
     const int centre = static_cast<int>(rng() % 40) - 20;
     for (auto& x : v) {
-      const unsigned kind = static_cast<unsigned>(rng() % 100);
+      const unsigned kind = specials ? static_cast<unsigned>(rng() % 100) : 100;
       if (kind == 0) x = 0;
       else if (kind == 1) x = std::numeric_limits<T>::infinity();
       else if (kind == 2) x = std::numeric_limits<T>::quiet_NaN();
@@ -83,25 +86,47 @@ void check_histograms_against_ilogb(std::uint64_t seed) {
       else if (x == 0) ++zeros;
       else ++want[std::ilogb(x)];
     }
-    const Log2Histogram h = Log2Histogram::of(std::span<const T>(v));
-    ASSERT_EQ(h.zeros, zeros) << n;
-    ASSERT_EQ(h.infs, infs) << n;
-    ASSERT_EQ(h.nans, nans) << n;
+    Log2Histogram h;
+    if constexpr (std::is_same_v<T, float>) h = kernel.of_float(v);
+    else h = kernel.of_double(v);
+    const std::string at = std::string(kernel.isa) + " n=" + std::to_string(n);
+    ASSERT_EQ(h.zeros, zeros) << at;
+    ASSERT_EQ(h.infs, infs) << at;
+    ASSERT_EQ(h.nans, nans) << at;
     std::map<int, std::int64_t> got;
     for (std::size_t i = 0; i < h.counts.size(); ++i)
       if (h.counts[i] != 0) got[h.lo + static_cast<int>(i)] = h.counts[i];
-    ASSERT_EQ(got, want) << n;
+    ASSERT_EQ(got, want) << at;
     if (!want.empty()) {
-      EXPECT_EQ(h.lo, want.begin()->first) << n;  // the occupied range exactly
-      EXPECT_EQ(h.hi(), want.rbegin()->first) << n;
+      EXPECT_EQ(h.lo, want.begin()->first) << at;  // the occupied range exactly
+      EXPECT_EQ(h.hi(), want.rbegin()->first) << at;
+    } else {
+      EXPECT_TRUE(h.counts.empty()) << at;
     }
   }
 }
 
 TEST(Histogram, MatchesIlogbOnRandomTensors) {
-  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
-    check_histograms_against_ilogb<float>(seed);
-    check_histograms_against_ilogb<double>(seed);
+  const auto kernels = detail::runnable_histograms();
+  ASSERT_FALSE(kernels.empty());
+  for (const auto& kernel : kernels)
+    for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+      check_histograms_against_ilogb<float>(kernel, seed);
+      check_histograms_against_ilogb<double>(kernel, seed);
+    }
+}
+
+TEST(Histogram, OnlyZerosInfsOrNans) {
+  for (const auto& kernel : detail::runnable_histograms()) {
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> zeros(300, -0.0f), specials{inf, -inf, nan, 0.0f, inf};
+    const Log2Histogram z = kernel.of_float(zeros), s = kernel.of_float(specials);
+    EXPECT_EQ(z.zeros, 300) << kernel.isa;
+    EXPECT_TRUE(z.counts.empty()) << kernel.isa;
+    EXPECT_EQ(s.infs, 3) << kernel.isa;
+    EXPECT_EQ(s.nans, 1) << kernel.isa;
+    EXPECT_EQ(s.zeros, 1) << kernel.isa;
+    EXPECT_TRUE(s.counts.empty()) << kernel.isa;
   }
 }
 
