@@ -65,15 +65,6 @@ struct TensorStatRow {
   std::optional<std::int64_t> rounded, underflow, subnormal, overflow;
 };
 
-// A recorded tensor's values, for RunWriter::add_tensor_samples: the histogram is made on the writer thread.
-struct TensorSample {
-  std::int64_t tensor_id = 0;
-  std::vector<float> values;         // float32 lanes
-  std::vector<double> wide_values;   // wider lanes (used when `values` is empty)
-  std::optional<Log2Histogram> histogram;  // already made (then the values are not needed)
-  std::optional<std::int64_t> rounded, underflow, subnormal, overflow;
-};
-
 struct LayerStatRow {
   std::int64_t lane_id = 0, step = 0;
   int layer = 0;
@@ -112,8 +103,6 @@ class RunWriter {
   void add_step(const StepRow& row);
   // Every recorded tensor of one lane at one step.
   void add_tensor_stats(std::int64_t lane_id, std::int64_t step, std::vector<TensorStatRow> rows);
-  // The same from the values themselves: their histograms are computed on the writer thread, off training's path.
-  void add_tensor_samples(std::int64_t lane_id, std::int64_t step, std::vector<TensorSample> samples);
   void add_layer_stats(const LayerStatRow& row);
   void add_event(const EventRow& row);
   void set_meta(const std::string& key, const std::string& value);

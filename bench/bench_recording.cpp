@@ -54,6 +54,7 @@ BENCHMARK_CAPTURE(run, nothing_recorded, false, false, 1)->Unit(benchmark::kMill
 BENCHMARK_CAPTURE(run, statistics_not_written, true, false, 1)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(run, statistics_written, true, true, 1)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(run, nothing_recorded_default_threads, false, false, 0)->Unit(benchmark::kMillisecond)->Iterations(1);
+BENCHMARK_CAPTURE(run, statistics_not_written_default_threads, true, false, 0)->Unit(benchmark::kMillisecond)->Iterations(1);
 BENCHMARK_CAPTURE(run, statistics_written_default_threads, true, true, 0)->Unit(benchmark::kMillisecond)->Iterations(1);
 
 }  // namespace

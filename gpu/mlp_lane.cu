@@ -347,7 +347,7 @@ sim::StepResult GpuMlpLane<Tc, Tm>::step(const sim::Batch& batch, double lr, boo
         info.elements = rows * model_.widths[static_cast<std::size_t>(info.layer)];
       sim::TensorRecord rec;
       rec.index = t;
-      rec.made = to_histogram(histograms[t]);
+      rec.histogram = to_histogram(histograms[t]);
       if (counts || (fp8_ && fp8_rounds(info))) {
         rec.effects = to_effects(effects[t]);
         *rec.effects += cast_effects[t];
@@ -415,26 +415,28 @@ std::vector<float> GpuMlpLane<Tc, Tm>::download_as_float(const DeviceBuffer<T>& 
 }
 
 template <typename Tc, typename Tm>
-std::vector<std::vector<double>> GpuMlpLane<Tc, Tm>::weights() const {
-  std::vector<std::vector<double>> out;
-  for (const Layer& L : layers_) {
-    std::vector<double> v;
+void GpuMlpLane<Tc, Tm>::read_weights(sim::LayerValues& out) const {
+  out.resize(layers_.size());
+  for (std::size_t k = 0; k < layers_.size(); ++k) {
+    const Layer& L = layers_[k];
+    std::vector<double>& v = out[k];
+    v.clear();
     for (const auto* p : {&L.w, &L.b, &L.gamma, &L.beta}) {
       const std::vector<float> f = download_as_float(*p);
       v.insert(v.end(), f.begin(), f.end());
     }
-    out.push_back(std::move(v));
   }
-  return out;
 }
 
 // The last step's master gradients, unscaled on the host as the device unscales them (MlpLane::unscale).
 template <typename Tc, typename Tm>
-std::vector<std::vector<double>> GpuMlpLane<Tc, Tm>::gradients() const {
+void GpuMlpLane<Tc, Tm>::read_gradients(sim::LayerValues& out) const {
   const float inv = static_cast<float>(1.0 / static_cast<double>(last_scale_used_));
-  std::vector<std::vector<double>> out;
-  for (const Layer& L : layers_) {
-    std::vector<double> v;
+  out.resize(layers_.size());
+  for (std::size_t k = 0; k < layers_.size(); ++k) {
+    const Layer& L = layers_[k];
+    std::vector<double>& v = out[k];
+    v.clear();
     for (const auto* p : {&L.gw, &L.gb, &L.gg, &L.gbe}) {
       std::vector<float> g = download_as_float(*p);
       if (config_.recipe.master_gradients) {
@@ -446,9 +448,7 @@ std::vector<std::vector<double>> GpuMlpLane<Tc, Tm>::gradients() const {
       }
       v.insert(v.end(), g.begin(), g.end());
     }
-    out.push_back(std::move(v));
   }
-  return out;
 }
 
 template class GpuMlpLane<float, float>;

@@ -34,8 +34,8 @@ class GpuMlpLane final : public sim::Lane {
   const std::vector<sim::TensorInfo>& tensors() const override { return tensors_; }
   sim::StepResult step(const sim::Batch& batch, double lr, bool record) override;
   sim::Evaluation evaluate(const sim::Batch& data) override;
-  std::vector<std::vector<double>> weights() const override;
-  std::vector<std::vector<double>> gradients() const override;
+  void read_weights(sim::LayerValues& out) const override;
+  void read_gradients(sim::LayerValues& out) const override;
 
  private:
   static constexpr bool has_copy = !std::is_same_v<Tc, Tm>;  // AMP: fp16/bf16 copies of the float32 masters

@@ -37,20 +37,12 @@ struct TensorInfo {
   std::int64_t elements = 0;
 };
 
-// A recorded tensor: a copy of its values (float32 lanes fill `values`, wide lanes `wide_values`, as double), so
-// that histograms can be made off the training thread (analysis::RunWriter does it on its writer thread).
+// A recorded tensor: its log2 histogram (made by the lane, from its own buffers: CPU lanes on the training thread,
+// GPU lanes on the device) and, where the lane rounds it, the rounding effects.
 struct TensorRecord {
   std::size_t index = 0;  // into Lane::tensors()
-  std::vector<float> values;
-  std::vector<double> wide_values;
-  std::optional<analysis::Log2Histogram> made;  // a histogram made already (GPU lanes make theirs on the device)
+  analysis::Log2Histogram histogram;
   std::optional<RoundingEffects> effects;  // summed over the points where the lane rounds this tensor
-
-  analysis::Log2Histogram histogram() const {
-    if (made) return *made;
-    return values.empty() && !wide_values.empty() ? analysis::Log2Histogram::of(std::span<const double>(wide_values))
-                                                  : analysis::Log2Histogram::of(std::span<const float>(values));
-  }
 };
 
 struct StepResult {
@@ -65,6 +57,8 @@ struct StepResult {
   std::vector<TensorRecord> tensors;  // when recording
 };
 
+using LayerValues = std::vector<std::vector<double>>;  // per layer: its parameters (or gradients), flattened
+
 struct Evaluation {
   double loss = 0;
   std::optional<double> accuracy;  // classification only
@@ -78,9 +72,20 @@ class Lane {
   virtual StepResult step(const Batch& batch, double lr, bool record) = 0;
   // Forward pass only (no state changes): loss and accuracy on `data`.
   virtual Evaluation evaluate(const Batch& data) = 0;
-  // Master weights and the last step's unscaled gradients, per layer, flattened (weight, bias, LayerNorm), as double.
-  virtual std::vector<std::vector<double>> weights() const = 0;
-  virtual std::vector<std::vector<double>> gradients() const = 0;
+  // Master weights and the last step's unscaled gradients, per layer, flattened (weight, bias, LayerNorm), as double,
+  // into `out` (its buffers reused: the trainer reads them at every recorded step).
+  virtual void read_weights(LayerValues& out) const = 0;
+  virtual void read_gradients(LayerValues& out) const = 0;
+  LayerValues weights() const {
+    LayerValues v;
+    read_weights(v);
+    return v;
+  }
+  LayerValues gradients() const {
+    LayerValues v;
+    read_gradients(v);
+    return v;
+  }
   virtual const std::vector<TensorInfo>& tensors() const = 0;
 };
 

@@ -143,16 +143,19 @@ class MlpLane final : public Lane {
     return e;
   }
 
-  std::vector<std::vector<double>> weights() const override {
-    std::vector<std::vector<double>> out;
-    for (const Layer& L : layers_) out.push_back(flatten({&L.weight.data, &L.bias, &L.gamma, &L.beta}));
-    return out;
+  void read_weights(LayerValues& out) const override {
+    out.resize(layers_.size());
+    for (std::size_t k = 0; k < layers_.size(); ++k) {
+      const Layer& L = layers_[k];
+      flatten({&L.weight.data, &L.bias, &L.gamma, &L.beta}, out[k]);
+    }
   }
-  std::vector<std::vector<double>> gradients() const override {
-    std::vector<std::vector<double>> out;
-    for (const Layer& L : layers_)
-      out.push_back(flatten({&L.master_grad_weight, &L.master_grad_bias, &L.master_grad_gamma, &L.master_grad_beta}));
-    return out;
+  void read_gradients(LayerValues& out) const override {
+    out.resize(layers_.size());
+    for (std::size_t k = 0; k < layers_.size(); ++k) {
+      const Layer& L = layers_[k];
+      flatten({&L.master_grad_weight, &L.master_grad_bias, &L.master_grad_gamma, &L.master_grad_beta}, out[k]);
+    }
   }
 
  private:
@@ -430,41 +433,44 @@ class MlpLane final : public Lane {
     }
   }
 
-  // The step's tensors. Buffers that the next step rebuilds anyway (activations, gradients, the input) are moved
-  // out rather than copied; the parameters are copied.
+  // The step's tensors: their histograms, made here from the lane's own buffers (no copies handed on).
   std::vector<TensorRecord> records() {
     std::vector<TensorRecord> out;
-    const auto add = [&](std::size_t index, std::vector<T>&& values) {
+    out.reserve(tensors_.size());
+    const auto add = [&](std::size_t index, std::span<const T> values) {
       TensorRecord r;
       r.index = index;
       tensors_[index].elements = static_cast<std::int64_t>(values.size());
-      if constexpr (std::is_same_v<T, float>) {
-        r.values = std::move(values);
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+        r.histogram = analysis::Log2Histogram::of(values);
       } else {
-        r.wide_values.resize(values.size());
-        for (std::size_t i = 0; i < values.size(); ++i) r.wide_values[i] = to_double(values[i]);
+        std::vector<double> wide(values.size());
+        for (std::size_t i = 0; i < values.size(); ++i) wide[i] = to_double(values[i]);
+        r.histogram = analysis::Log2Histogram::of(std::span<const double>(wide));
       }
       if (log_.rounded[index]) r.effects = log_.effects[index];
       out.push_back(std::move(r));
     };
-    add(input_tensor, std::move(input_.data));
+    add(input_tensor, input_.data);
     for (int k = 0; k < model_.layers(); ++k) {
-      Layer& L = layers_[static_cast<std::size_t>(k)];
-      add(tensor(k, weight), std::vector<T>(L.weight.data));
-      add(tensor(k, bias), std::vector<T>(L.bias));
-      add(tensor(k, weight_grad), std::move(L.grad_weight.data));
-      add(tensor(k, bias_grad), std::move(L.grad_bias));
-      add(tensor(k, activation), std::move(L.out.data));
-      add(tensor(k, activation_grad), std::move(L.grad_z.data));
+      const Layer& L = layers_[static_cast<std::size_t>(k)];
+      add(tensor(k, weight), L.weight.data);
+      add(tensor(k, bias), L.bias);
+      add(tensor(k, weight_grad), L.grad_weight.data);
+      add(tensor(k, bias_grad), L.grad_bias);
+      add(tensor(k, activation), L.out.data);
+      add(tensor(k, activation_grad), L.grad_z.data);
     }
     return out;
   }
 
-  static std::vector<double> flatten(std::initializer_list<const std::vector<T>*> parts) {
-    std::vector<double> v;
+  static void flatten(std::initializer_list<const std::vector<T>*> parts, std::vector<double>& out) {
+    std::size_t size = 0;
+    for (const auto* p : parts) size += p->size();
+    out.resize(size);
+    std::size_t at = 0;
     for (const auto* p : parts)
-      for (const T& x : *p) v.push_back(to_double(x));
-    return v;
+      for (const T& x : *p) out[at++] = to_double(x);
   }
 
   LaneConfig config_;

@@ -82,6 +82,8 @@ struct LaneState {
   std::optional<Evaluation> evaluation;
   std::int64_t underflow = 0, rounded = 0;  // gradient tensors, recorded steps
   std::optional<double> smoothed_loss;       // exponential moving average, for the divergence test
+  LayerValues weights, gradients;            // read at recorded steps to compare with the reference (buffers reused)
+  double step_seconds = 0;                   // the last step's time, to hand the longest lanes out first
 };
 
 // Per-batch losses are noisy; lanes are compared on their losses smoothed over about ten steps.
@@ -170,31 +172,33 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
     const bool record = step % e.record.every == 0 || step + 1 == e.steps;
     const bool evaluate = step % e.record.accuracy_every == 0 || step + 1 == e.steps;
 
+    // Longest lanes first (by their last step's time): with fewer threads than lanes, the short ones then fill the
+    // gaps at the end of the step instead of a long one starting last. (Lanes are independent within a step: the
+    // order changes no result.)
+    std::vector<LaneState*> order;
+    for (LaneState& st : lanes)
+      if (st.active) order.push_back(&st);
+    std::stable_sort(order.begin(), order.end(), [](const LaneState* a, const LaneState* b) { return a->step_seconds > b->step_seconds; });
+    // Every lane is measured against the reference (when it is still running): losses every step, weights and
+    // gradients (which GPU lanes must copy to the host) at recorded steps, read by each lane's own job.
+    const bool have_reference = reference >= 0 && lanes[static_cast<std::size_t>(reference)].active;
+    const bool others = order.size() > 1;
+    const bool read_weights = record && have_reference && others, read_gradients = read_weights && writer;
     std::vector<std::function<void()>> jobs;
-    for (LaneState& st : lanes) {
-      if (!st.active) continue;
-      jobs.push_back([&st, &batch, &everything, lr, record, evaluate, classification = p.data.classification()] {
-        st.last = st.lane->step(batch, lr, record);
-        st.evaluation.reset();
-        if (evaluate && classification && !st.last.weights_nonfinite) st.evaluation = st.lane->evaluate(everything);
+    for (LaneState* st : order)
+      jobs.push_back([=, &batch, &everything, classification = p.data.classification()] {
+        const auto start = std::chrono::steady_clock::now();
+        st->last = st->lane->step(batch, lr, record);
+        st->evaluation.reset();
+        if (evaluate && classification && !st->last.weights_nonfinite) st->evaluation = st->lane->evaluate(everything);
+        if (read_weights) st->lane->read_weights(st->weights);
+        if (read_gradients) st->lane->read_gradients(st->gradients);
+        st->step_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       });
-    }
     pool.run(std::move(jobs));
 
-    // Measure every lane against the reference (when it is still running): losses every step, weights and
-    // gradients (which GPU lanes must copy to the host) at recorded steps.
-    const bool have_reference = reference >= 0 && lanes[static_cast<std::size_t>(reference)].active;
-    const bool others = std::count_if(lanes.begin(), lanes.end(), [](const LaneState& l) { return l.active; }) > 1;
-    std::vector<std::vector<double>> ref_w, ref_g;
-    double ref_loss = 0;
-    if (have_reference) {
-      const LaneState& r = lanes[static_cast<std::size_t>(reference)];
-      if (record && others) {
-        ref_w = r.lane->weights();
-        ref_g = r.lane->gradients();
-      }
-      ref_loss = r.last.loss;
-    }
+    LaneState* ref = have_reference ? &lanes[static_cast<std::size_t>(reference)] : nullptr;
+    const double ref_loss = ref ? ref->last.loss : 0.0;
     for (LaneState& st : lanes)
       if (st.active) smooth(st.smoothed_loss, st.last.loss);
     const double ref_smoothed = have_reference ? *lanes[static_cast<std::size_t>(reference)].smoothed_loss : 0.0;
@@ -222,17 +226,15 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
       row.lr = lr;
       row.grad_norm = r.grad_norm;
       if (st.evaluation) row.accuracy = st.evaluation->accuracy;
-      std::vector<std::vector<double>> w, g;
       std::vector<analysis::DistanceSums> layer_distance;
       const bool compare = have_reference && static_cast<int>(i) != reference;
       if (compare) {
         row.loss_delta = std::fabs(r.loss - ref_loss);
         s.max_loss_delta = std::max(s.max_loss_delta.value_or(0.0), std::isnan(*row.loss_delta) ? INFINITY : *row.loss_delta);
         if (record) {
-          w = st.lane->weights();
           analysis::DistanceSums all;  // over every layer, from the per-layer sums
-          for (std::size_t k = 0; k < w.size(); ++k)
-            all += layer_distance.emplace_back(analysis::DistanceSums::of(w[k], ref_w[k]));
+          for (std::size_t k = 0; k < st.weights.size(); ++k)
+            all += layer_distance.emplace_back(analysis::DistanceSums::of(st.weights[k], ref->weights[k]));
           row.weight_distance = all.relative();
           s.final_weight_distance = row.weight_distance;
         }
@@ -247,7 +249,6 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
       if (writer) {
         writer->add_step(row);
         if (record) {
-          if (compare) g = st.lane->gradients();
           for (std::size_t k = 0; k < r.lost_updates.size(); ++k) {
             analysis::LayerStatRow ls;
             ls.lane_id = st.db_id;
@@ -256,27 +257,25 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
             ls.lost_updates = r.lost_updates[k];
             if (compare) {
               ls.weight_distance = layer_distance[k].relative();
-              ls.grad_cosine = analysis::cosine(g[k], ref_g[k]);
+              ls.grad_cosine = analysis::cosine(st.gradients[k], ref->gradients[k]);
             }
             writer->add_layer_stats(ls);
           }
         }
-        std::vector<analysis::TensorSample> samples;
+        std::vector<analysis::TensorStatRow> stats;
         for (TensorRecord& t : r.tensors) {
-          analysis::TensorSample ts;
+          analysis::TensorStatRow ts;
           ts.tensor_id = st.tensor_ids[t.index];
-          ts.values = std::move(t.values);
-          ts.wide_values = std::move(t.wide_values);
-          ts.histogram = std::move(t.made);
+          ts.histogram = std::move(t.histogram);
           if (t.effects) {
             ts.rounded = t.effects->elements;
             ts.underflow = t.effects->underflow;
             ts.subnormal = t.effects->subnormal;
             ts.overflow = t.effects->overflow;
           }
-          samples.push_back(std::move(ts));
+          stats.push_back(std::move(ts));
         }
-        if (!samples.empty()) writer->add_tensor_samples(st.db_id, step, std::move(samples));
+        if (!stats.empty()) writer->add_tensor_stats(st.db_id, step, std::move(stats));
       }
       for (const TensorRecord& t : r.tensors)
         if (t.effects && is_gradient(st.lane->tensors()[t.index].kind)) {

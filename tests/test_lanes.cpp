@@ -85,8 +85,8 @@ TEST(Lanes, RecordsRoundingEffectsAndHistograms) {
   const TensorRecord& act = record_named(r, *amp, "layer1.activation");
   ASSERT_TRUE(act.effects.has_value());
   EXPECT_GE(act.effects->elements, 32 * 16 * 2);  // GEMM output, bias addition, activation: three rounding points
-  EXPECT_EQ(act.histogram().total(), 32 * 16);
-  EXPECT_GT(act.histogram().zeros, 0);              // ReLU
+  EXPECT_EQ(act.histogram.total(), 32 * 16);
+  EXPECT_GT(act.histogram.zeros, 0);              // ReLU
   const TensorRecord& weight = record_named(r, *amp, "layer2.weight");
   ASSERT_TRUE(weight.effects.has_value());        // the cast of the fp32 master to fp16
   EXPECT_EQ(weight.effects->elements, 16 * 16);
@@ -96,7 +96,7 @@ TEST(Lanes, RecordsRoundingEffectsAndHistograms) {
   auto wide = make_lane(lane("fp64"), m, default_initial_weights(m, 2));
   const StepResult d = wide->step(random_batch(1), 0.1, true);
   EXPECT_FALSE(record_named(d, *wide, "layer1.activation").effects.has_value());
-  EXPECT_EQ(record_named(d, *wide, "layer1.activation").histogram().total(), 32 * 16);
+  EXPECT_EQ(record_named(d, *wide, "layer1.activation").histogram.total(), 32 * 16);
 }
 
 // With the output layer's weights at 1e-6 of their size, the gradients reaching the hidden layers are about

@@ -102,7 +102,7 @@ void expect_lockstep_identical(const Problem& s, const sim::LaneConfig& c, int s
       EXPECT_EQ(gpu->tensors()[t].name, info.name);
       EXPECT_EQ(gpu->tensors()[t].format, info.format) << info.name;
       EXPECT_EQ(gpu->tensors()[t].elements, info.elements) << info.name;
-      ASSERT_TRUE(got.tensors[t].histogram() == want.tensors[t].histogram()) << at << ": histogram of " << info.name;
+      ASSERT_TRUE(got.tensors[t].histogram == want.tensors[t].histogram) << at << ": histogram of " << info.name;
       ASSERT_EQ(effects_text(got.tensors[t].effects), effects_text(want.tensors[t].effects)) << at << ": " << info.name;
     }
   }
@@ -318,11 +318,11 @@ TEST(GpuFastLane, RecordedStatisticsCoverTheTensors) {
   ASSERT_EQ(got.tensors.size(), gpu->tensors().size());
   for (std::size_t t = 0; t < got.tensors.size(); ++t) {
     const sim::TensorInfo& info = gpu->tensors()[t];
-    EXPECT_EQ(got.tensors[t].histogram().total(), info.elements) << info.name;
+    EXPECT_EQ(got.tensors[t].histogram.total(), info.elements) << info.name;
     ASSERT_TRUE(got.tensors[t].effects.has_value()) << info.name;
     // weights and the input are identical to the CPU's: the same histograms and counts
     if (info.kind == "input") {
-      EXPECT_TRUE(got.tensors[t].histogram() == want.tensors[t].histogram()) << info.name;
+      EXPECT_TRUE(got.tensors[t].histogram == want.tensors[t].histogram) << info.name;
     }
     if (info.kind == "input" || info.kind == "weight" || info.kind == "bias") {
       EXPECT_EQ(effects_text(got.tensors[t].effects), effects_text(want.tensors[t].effects)) << info.name;
