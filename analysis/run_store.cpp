@@ -1,13 +1,7 @@
 #include "analysis/run_store.hpp"
 
 #include <sqlite3.h>
-#if defined(__linux__)
-#include <sys/resource.h>
-#include <unistd.h>
-#endif
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -144,18 +138,6 @@ std::uint64_t get_varint(const std::vector<std::uint8_t>& blob, std::size_t& at)
   throw RunStoreError("tensor statistics blob has an overlong number");
 }
 
-// The writer thread runs at a lower priority than training (Linux: nice +10 for this thread alone). Where every
-// core trains a lane it then writes in the gaps (the lanes' barrier at the end of each step) instead of holding up
-// the step's slowest lane; training waits for it only when its queue is full. With a core to spare it does not matter.
-void yield_to_training() {
-#if defined(__linux__)
-  const id_t self = static_cast<id_t>(gettid());
-  errno = 0;
-  const int now = getpriority(PRIO_PROCESS, self);
-  if (errno == 0) setpriority(PRIO_PROCESS, self, std::min(now + 10, 19));  // (failure is harmless: same priority)
-#endif
-}
-
 // One lane-step's tensor statistics: version 1, count, then per tensor: tensor id, a flag (1: rounding counts
 // follow), [rounded, underflow, subnormal, overflow], histogram length, histogram (Log2Histogram::encode).
 std::vector<std::uint8_t> encode_stats(const std::vector<TensorStatRow>& rows) {
@@ -261,7 +243,6 @@ RunWriter::RunWriter(const std::filesystem::path& path, const RunHeader& header)
   exec(db_, "BEGIN");
   queue_ = std::make_unique<Queue>();
   queue_->thread = std::thread([q = queue_.get()] {
-    yield_to_training();
     std::unique_lock lock(q->mutex);
     for (;;) {
       q->changed.wait(lock, [q] { return q->closing || !q->ops.empty(); });
