@@ -91,6 +91,11 @@ Log2Histogram& Log2Histogram::operator+=(const Log2Histogram& o) {
 std::vector<std::uint8_t> Log2Histogram::encode() const {
   std::vector<std::uint8_t> out;
   out.reserve(8 + counts.size() * 2);
+  encode_to(out);
+  return out;
+}
+
+void Log2Histogram::encode_to(std::vector<std::uint8_t>& out) const {
   out.push_back(1);
   const auto zigzag = (static_cast<std::uint64_t>(static_cast<std::int64_t>(lo)) << 1) ^
                       static_cast<std::uint64_t>(static_cast<std::int64_t>(lo) >> 63);
@@ -100,7 +105,6 @@ std::vector<std::uint8_t> Log2Histogram::encode() const {
   put_varint(out, static_cast<std::uint64_t>(zeros));
   put_varint(out, static_cast<std::uint64_t>(infs));
   put_varint(out, static_cast<std::uint64_t>(nans));
-  return out;
 }
 
 Log2Histogram Log2Histogram::decode(std::span<const std::uint8_t> blob) {

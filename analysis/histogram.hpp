@@ -24,6 +24,7 @@ struct Log2Histogram {
   bool operator==(const Log2Histogram&) const = default;
 
   std::vector<std::uint8_t> encode() const;
+  void encode_to(std::vector<std::uint8_t>& out) const;  // appends encode()'s bytes
   static Log2Histogram decode(std::span<const std::uint8_t> blob);  // throws std::runtime_error on a bad blob
 };
 

@@ -1,7 +1,9 @@
 // Run files (*.mpscope): one SQLite database per run, schema in docs/run-format.md. The writer commits in batches
 // in WAL mode, so a killed run leaves every committed step readable, and a reader (the GUI, `mpscope info`) can
-// follow a run while another process writes it. Writing happens on a background thread, so that training does not
-// wait for SQLite; the per-tensor statistics of one lane and step are one row (a compact blob).
+// follow a run while another process writes it. Rows are gathered in batches on the calling thread (the statistics
+// encoded at once into the batch's blob buffer) and written by a background thread, so that training does not wait
+// for SQLite; batches are reused, so steady recording allocates nothing. The per-tensor statistics of one lane and
+// step are one row (a compact blob).
 #pragma once
 
 #include <cstdint>
@@ -102,7 +104,7 @@ class RunWriter {
   std::int64_t add_tensor(const TensorRow& tensor);
   void add_step(const StepRow& row);
   // Every recorded tensor of one lane at one step.
-  void add_tensor_stats(std::int64_t lane_id, std::int64_t step, std::vector<TensorStatRow> rows);
+  void add_tensor_stats(std::int64_t lane_id, std::int64_t step, const std::vector<TensorStatRow>& rows);
   void add_layer_stats(const LayerStatRow& row);
   void add_event(const EventRow& row);
   void set_meta(const std::string& key, const std::string& value);
@@ -114,14 +116,17 @@ class RunWriter {
 
  private:
   struct Statements;
+  struct Batch;
   struct Queue;
-  void post(std::function<void()> op);  // runs on the writer thread, in order
-  void flush();                         // hands the pending operations to the writer thread
-  void wait_idle();                     // until everything posted ran; rethrows a failure
-  std::vector<std::function<void()>> pending_;  // gathered here, handed over in batches (fewer wake-ups)
+  void then(std::function<void()> op);  // runs on the writer thread after the rows gathered so far, in order
+  void row_added();                     // hands a large batch over before its commit
+  void hand_over();                     // the current batch to the writer thread (waits while too many are queued)
+  void wait_idle();                     // until everything handed over is written; rethrows a failure
+  void write(Batch& batch);             // (writer thread)
   sqlite3* db_ = nullptr;
   std::unique_ptr<Statements> st_;
   std::unique_ptr<Queue> queue_;
+  std::unique_ptr<Batch> current_;  // being gathered by the calling thread
   bool finished_ = false;
 };
 

@@ -83,6 +83,7 @@ struct LaneState {
   std::int64_t underflow = 0, rounded = 0;  // gradient tensors, recorded steps
   std::optional<double> smoothed_loss;       // exponential moving average, for the divergence test
   LayerValues weights, gradients;            // read at recorded steps to compare with the reference (buffers reused)
+  std::vector<analysis::TensorStatRow> stat_rows;  // (reused)
   double step_seconds = 0;                   // the last step's time, to hand the longest lanes out first
 };
 
@@ -262,7 +263,8 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
             writer->add_layer_stats(ls);
           }
         }
-        std::vector<analysis::TensorStatRow> stats;
+        std::vector<analysis::TensorStatRow>& stats = st.stat_rows;
+        stats.clear();
         for (TensorRecord& t : r.tensors) {
           analysis::TensorStatRow ts;
           ts.tensor_id = st.tensor_ids[t.index];
@@ -275,7 +277,7 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
           }
           stats.push_back(std::move(ts));
         }
-        if (!stats.empty()) writer->add_tensor_stats(st.db_id, step, std::move(stats));
+        if (!stats.empty()) writer->add_tensor_stats(st.db_id, step, stats);
       }
       for (const TensorRecord& t : r.tensors)
         if (t.effects && is_gradient(st.lane->tensors()[t.index].kind)) {
