@@ -69,23 +69,24 @@ Isa hardware_isa() {
   return isa;
 }
 
-const simd::RoundKernels& kernels_for(Isa isa) {
+constexpr std::size_t random_chunk = 1024;
+
+}  // namespace
+
+const simd::RoundKernels& simd::kernels_for(Isa isa) {
   switch (isa) {
 #if defined(MPSCOPE_HAVE_X86_KERNELS)
-    case Isa::avx512: return simd::avx512_kernels();
-    case Isa::avx2: return simd::avx2_kernels();
+    case Isa::avx512: return avx512_kernels();
+    case Isa::avx2: return avx2_kernels();
 #else
     case Isa::avx512:
     case Isa::avx2:
 #endif
     case Isa::portable: break;
   }
-  return simd::portable_kernels();
+  return portable_kernels();
 }
 
-constexpr std::size_t random_chunk = 1024;
-
-}  // namespace
 
 bool isa_supported(Isa isa) {
 #if !defined(MPSCOPE_HAVE_X86_KERNELS)
@@ -140,7 +141,7 @@ void round_array(std::span<const float> in, std::span<float> out, const Format& 
     return;
   }
 
-  const simd::RoundKernels& kernels = kernels_for(isa);
+  const simd::RoundKernels& kernels = simd::kernels_for(isa);
   const simd::Float32Rounding params = simd::Float32Rounding::make(f, mode);
   // Format equality includes the switches: only plain fp16 / bf16 take the conversion-instruction kernels.
   if (mode == Rounding::nearest_even && f == fp16())
@@ -226,17 +227,17 @@ RoundingEffects count_with(std::span<const Before> before, std::span<const After
 
 RoundingEffects count_rounding_effects(std::span<const float> before, std::span<const float> after,
                                        const Format& f) {
-  return count_with(before, after, f, kernels_for(best_isa()).count_float_float);
+  return count_with(before, after, f, simd::kernels_for(best_isa()).count_float_float);
 }
 
 RoundingEffects count_rounding_effects(std::span<const double> before, std::span<const double> after,
                                        const Format& f) {
-  return count_with(before, after, f, kernels_for(best_isa()).count_double_double);
+  return count_with(before, after, f, simd::kernels_for(best_isa()).count_double_double);
 }
 
 RoundingEffects count_rounding_effects(std::span<const double> before, std::span<const float> after,
                                        const Format& f) {
-  return count_with(before, after, f, kernels_for(best_isa()).count_double_float);
+  return count_with(before, after, f, simd::kernels_for(best_isa()).count_double_float);
 }
 
 }  // namespace mpscope::sim

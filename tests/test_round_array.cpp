@@ -9,6 +9,7 @@
 
 #include "sim/round_array.hpp"
 #include "sim/rounding.hpp"
+#include "sim/simd/round_kernels.hpp"
 #include "test_support.hpp"
 
 using namespace mpscope::sim;
@@ -163,3 +164,83 @@ TEST(RoundArray, CountsWhatRoundingDid) {
 }
 
 }  // namespace
+
+namespace {
+
+// The definitions of sim/round_array.hpp, value by value.
+template <typename Before, typename After>
+RoundingEffects reference_effects(const std::vector<Before>& before, const std::vector<After>& after, const Format& f) {
+  RoundingEffects e;
+  e.elements = static_cast<std::int64_t>(before.size());
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    const double x = std::fabs(static_cast<double>(before[i])), y = std::fabs(static_cast<double>(after[i]));
+    e.underflow += x != 0 && !std::isnan(x) && y == 0;
+    e.subnormal += y != 0 && y < f.min_normal();
+    e.overflow += std::isfinite(x) && !std::isfinite(y);
+    e.saturated += std::isfinite(x) && x > f.max_finite() && y == static_cast<double>(static_cast<After>(f.max_finite()));
+  }
+  return e;
+}
+
+// Tensors as lanes round them: mostly ordinary values, ReLU-style zeros, and now and then (or in stretches) values
+// that underflow, become subnormal, overflow or are not finite, anywhere in the blocks the counting checks at once.
+std::vector<double> effect_inputs(std::mt19937_64& rng, std::size_t n, int regime) {
+  std::vector<double> v(n);
+  std::normal_distribution<double> normal;
+  for (auto& x : v) {
+    x = normal(rng) * (regime == 3 ? 1e-7 : 1.0);  // regime 3: mostly below fp16's normals
+    if (rng() % 2 == 0) x = 0;
+  }
+  const std::size_t specials = regime == 0 ? 0 : regime == 1 ? 1 : n / 10 + 1;
+  for (std::size_t k = 0; k < specials && n > 0; ++k) {
+    const std::size_t at = rng() % n;
+    switch (rng() % 6) {
+      case 0: v[at] = 1e-9; break;      // underflows fp16 / fp8
+      case 1: v[at] = -3e-6; break;     // an fp16 subnormal
+      case 2: v[at] = 1e6; break;       // overflows (or saturates)
+      case 3: v[at] = -INFINITY; break;
+      case 4: v[at] = NAN; break;
+      default: v[at] = 1e-40; break;    // below float32's normals too
+    }
+  }
+  return v;
+}
+
+void expect_same(const RoundingEffects& got, const RoundingEffects& want, const std::string& at) {
+  EXPECT_EQ(got.elements, want.elements) << at;
+  EXPECT_EQ(got.underflow, want.underflow) << at;
+  EXPECT_EQ(got.subnormal, want.subnormal) << at;
+  EXPECT_EQ(got.overflow, want.overflow) << at;
+  EXPECT_EQ(got.saturated, want.saturated) << at;
+}
+
+}  // namespace
+
+TEST(RoundArray, EveryCountKernelMatchesTheDefinitions) {
+  const Format formats[] = {fp16(), bf16(), e5m2(), e4m3fn(), fp16().with_overflow(Overflow::saturate)};
+  std::mt19937_64 rng(7);
+  for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+    if (!isa_supported(isa)) continue;
+    const simd::RoundKernels& k = simd::kernels_for(isa);
+    for (const Format& f : formats)
+      for (std::size_t n : {0, 1, 63, 64, 65, 200, 1000, 4096})
+        for (int regime = 0; regime < 4; ++regime) {
+          const std::string at = std::string(to_string(isa)) + " " + f.name + " n=" + std::to_string(n) +
+                                 " regime=" + std::to_string(regime);
+          const std::vector<double> wide = effect_inputs(rng, n, regime);
+          std::vector<float> narrow(n), from_narrow(n), from_wide(n);
+          std::vector<double> wide_rounded(n);
+          for (std::size_t i = 0; i < n; ++i) narrow[i] = static_cast<float>(wide[i]);
+          round_array(narrow, from_narrow, f, Rounding::nearest_even);
+          round_array(wide, from_wide, f, Rounding::nearest_even);
+          round_array(wide, wide_rounded, f, Rounding::nearest_even);
+          RoundingEffects got;
+          k.count_float_float(narrow.data(), from_narrow.data(), n, f.min_normal(), f.max_finite(), &got);
+          expect_same(got, reference_effects(narrow, from_narrow, f), at + " float->float");
+          k.count_double_float(wide.data(), from_wide.data(), n, f.min_normal(), f.max_finite(), &got);
+          expect_same(got, reference_effects(wide, from_wide, f), at + " double->float");
+          k.count_double_double(wide.data(), wide_rounded.data(), n, f.min_normal(), f.max_finite(), &got);
+          expect_same(got, reference_effects(wide, wide_rounded, f), at + " double->double");
+        }
+  }
+}

@@ -46,5 +46,6 @@ struct RoundKernels {
 const RoundKernels& portable_kernels();
 const RoundKernels& avx2_kernels();    // needs AVX2 + F16C
 const RoundKernels& avx512_kernels();  // needs AVX-512 F/BW/DQ/VL (+ BF16 for the bf16 conversion instruction)
+const RoundKernels& kernels_for(Isa isa);  // the set for an ISA (the caller checks isa_supported)
 
 }  // namespace mpscope::sim::simd

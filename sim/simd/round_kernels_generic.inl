@@ -74,8 +74,10 @@ inline void round_bf16_nearest_bits(const float* in, float* out, std::size_t n, 
   }
 }
 
-// Branch-free counting on bit patterns (it runs at every recorded rounding point). Before may be float or double,
-// after is the same type or float.
+// Counting on bit patterns (it runs at every recorded rounding point). Before may be float or double, after is the
+// same type or float. Most values round to a normal finite number (or a zero stays zero), and then none of the
+// counts moves: a block of values is first checked for that (a few vector instructions per value), and only a block
+// holding something else is counted value by value.
 template <typename Before, typename After>
 void count_effects(const Before* before, const After* after, std::size_t n, double min_normal, double max_finite,
                    RoundingEffects* out) {
@@ -90,11 +92,23 @@ void count_effects(const Before* before, const After* after, std::size_t n, doub
   const AB a_min_normal = min_normal_fits ? std::bit_cast<AB>(static_cast<After>(min_normal)) : AB{0};
   const BB b_max = std::bit_cast<BB>(static_cast<Before>(max_finite));
   const AB a_max = std::bit_cast<AB>(static_cast<After>(max_finite));
+  // A result is ordinary when min_normal <= |after| < max_finite (one unsigned comparison), or when it is a zero
+  // from a zero: then it counts nowhere (each count needs a zero from a nonzero, a subnormal, or |after| >= max).
+  const AB ordinary_lo = std::max(a_min_normal, AB{1});
+  const AB ordinary_span = a_max - ordinary_lo;
   std::int64_t underflow = 0, subnormal = 0, overflow = 0, saturated = 0;
-  // 32-bit counters in chunks (twice the vector lanes of 64-bit ones), added up per chunk.
-  constexpr std::size_t chunk = std::size_t{1} << 20;
-  for (std::size_t start = 0; start < n; start += chunk) {
-    const std::size_t end = std::min(n, start + chunk);
+  constexpr std::size_t block = 64;
+  for (std::size_t start = 0; start < n; start += block) {
+    const std::size_t end = std::min(n, start + block);
+    AB unusual = 0;
+    for (std::size_t i = start; i < end; ++i) {
+      const BB x = std::bit_cast<BB>(before[i]) & b_abs;
+      const AB y = std::bit_cast<AB>(after[i]) & a_abs;
+      const AB odd = static_cast<AB>(y - ordinary_lo) >= ordinary_span ? 1 : 0;
+      const AB zero_from_zero = (y == 0 ? 1 : 0) & (x == 0 ? 1 : 0);
+      unusual |= odd & (zero_from_zero ^ 1);
+    }
+    if (unusual == 0) continue;
     std::uint32_t u = 0, s = 0, o = 0, t = 0;
     for (std::size_t i = start; i < end; ++i) {
       const BB x = std::bit_cast<BB>(before[i]) & b_abs;
