@@ -96,9 +96,8 @@ void count_effects(const Before* before, const After* after, std::size_t n, doub
   // from a zero: then it counts nowhere (each count needs a zero from a nonzero, a subnormal, or |after| >= max).
   const AB ordinary_lo = std::max(a_min_normal, AB{1});
   const AB ordinary_span = a_max - ordinary_lo;
-  std::int64_t underflow = 0, subnormal = 0, overflow = 0, saturated = 0;
-  constexpr std::size_t block = 64;
-  for (std::size_t start = 0; start < n; start += block) {
+  constexpr std::size_t block = 64, longest_stretch = std::size_t{1} << 24;  // (no 32-bit counter can wrap)
+  const auto ordinary = [&](std::size_t start) {  // the block at start holds nothing to count
     const std::size_t end = std::min(n, start + block);
     AB unusual = 0;
     for (std::size_t i = start; i < end; ++i) {
@@ -108,7 +107,11 @@ void count_effects(const Before* before, const After* after, std::size_t n, doub
       const AB zero_from_zero = (y == 0 ? 1 : 0) & (x == 0 ? 1 : 0);
       unusual |= odd & (zero_from_zero ^ 1);
     }
-    if (unusual == 0) continue;
+    return unusual == 0;
+  };
+  std::int64_t underflow = 0, subnormal = 0, overflow = 0, saturated = 0;
+  // Value by value over each stretch of blocks that are not ordinary (one sum per stretch, in 32-bit counters).
+  const auto count = [&](std::size_t start, std::size_t end) {
     std::uint32_t u = 0, s = 0, o = 0, t = 0;
     for (std::size_t i = start; i < end; ++i) {
       const BB x = std::bit_cast<BB>(before[i]) & b_abs;
@@ -123,6 +126,20 @@ void count_effects(const Before* before, const After* after, std::size_t n, doub
     subnormal += s;
     overflow += o;
     saturated += t;
+  };
+  for (std::size_t start = 0; start < n;) {
+    if (ordinary(start)) {
+      start += block;
+      continue;
+    }
+    std::size_t end = std::min(n, start + block);
+    while (end < n && end - start < longest_stretch && !ordinary(end)) {
+      end = std::min(n, end + block);
+      // Unusual values everywhere (small gradients in fp16 are often subnormal): stop checking, count the rest.
+      if (end - start >= 8 * block) end = std::min(n, start + longest_stretch);
+    }
+    count(start, end);
+    start = end;
   }
   out->elements = static_cast<std::int64_t>(n);
   out->underflow = underflow;
