@@ -1,4 +1,7 @@
 // RunWriter: rows gathered in batches on the training thread, written by a background thread.
+#include <pthread.h>
+#include <sched.h>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -11,6 +14,20 @@ namespace mpscope::analysis {
 
 using detail::exec;
 using detail::Statement;
+
+namespace {
+// The writer thread runs only on cores that nothing else wants (Linux SCHED_IDLE). Training threads wait for each
+// other at the end of every step, so a writer that took a core from one of them would stall them all; idle cores
+// are there in every step's gaps. Where it falls behind (a busy machine), the training thread writes the queued
+// batches itself when the queue is full or a commit must be seen (Queue), so nothing waits on a starved writer for
+// more than the one batch it may be in the middle of.
+void run_when_idle() {
+#if defined(SCHED_IDLE)
+  sched_param none{};
+  pthread_setschedparam(pthread_self(), SCHED_IDLE, &none);  // (a hint: where refused, it runs as before)
+#endif
+}
+}  // namespace
 
 // Rows gathered between hand-overs. Written in this order: steps, layer statistics, tensor statistics, events, then
 // the other operations (meta, lane updates, COMMIT) in the order they were asked for. A COMMIT always ends a batch,
@@ -41,16 +58,43 @@ struct RunWriter::Batch {
 };
 
 // Batches handed to the writer thread, and written ones kept for reuse. Bounded, so that a slow disk slows
-// training down rather than memory up.
+// training down rather than memory up. Batches are written in order, one at a time (`database` guards the
+// connection), mostly by the writer thread; a training thread that would have to wait for it (the queue full, or a
+// commit it must see written) writes queued batches itself, at its own priority.
 struct RunWriter::Queue {
-  std::mutex mutex;
+  std::mutex mutex, database;
   std::condition_variable changed;
   std::deque<std::unique_ptr<Batch>> full;
   std::vector<std::unique_ptr<Batch>> spare;
-  bool busy = false, closing = false;
+  int writing = 0;
+  bool closing = false;
   std::exception_ptr error;
   std::thread thread;
   static constexpr std::size_t limit = 64;
+
+  // Writes the oldest queued batch (`lock` holds `mutex`, and `full` is not empty; held again on return).
+  template <typename Write>
+  void write_next(std::unique_lock<std::mutex>& lock, Write write) {
+    std::unique_ptr<Batch> batch = std::move(full.front());
+    full.pop_front();
+    ++writing;
+    const bool failed = error != nullptr;
+    std::unique_lock in_order(database);  // taken before `mutex` is let go: batches are written in queue order
+    lock.unlock();
+    std::exception_ptr failure;
+    try {
+      if (!failed) write(*batch);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    in_order.unlock();
+    batch->clear();
+    lock.lock();
+    if (failure && !error) error = failure;
+    spare.push_back(std::move(batch));
+    --writing;
+    changed.notify_all();
+  }
 };
 
 struct RunWriter::Statements {
@@ -99,27 +143,12 @@ RunWriter::RunWriter(const std::filesystem::path& path, const RunHeader& header)
   current_ = std::make_unique<Batch>();
   queue_ = std::make_unique<Queue>();
   queue_->thread = std::thread([this, q = queue_.get()] {
+    run_when_idle();
     std::unique_lock lock(q->mutex);
     for (;;) {
       q->changed.wait(lock, [q] { return q->closing || !q->full.empty(); });
       if (q->full.empty()) return;  // closing and drained
-      std::unique_ptr<Batch> batch = std::move(q->full.front());
-      q->full.pop_front();
-      q->busy = true;
-      const bool failed = q->error != nullptr;
-      lock.unlock();
-      std::exception_ptr error;
-      try {
-        if (!failed) write(*batch);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      batch->clear();
-      lock.lock();
-      if (error && !q->error) q->error = error;
-      q->spare.push_back(std::move(batch));
-      q->busy = false;
-      q->changed.notify_all();
+      q->write_next(lock, [this](Batch& b) { write(b); });
     }
   });
 }
@@ -149,7 +178,7 @@ void RunWriter::row_added() {
 void RunWriter::hand_over() {
   if (current_->empty()) return;
   std::unique_lock lock(queue_->mutex);
-  queue_->changed.wait(lock, [this] { return queue_->full.size() < Queue::limit || queue_->error; });
+  while (queue_->full.size() >= Queue::limit && !queue_->error) queue_->write_next(lock, [this](Batch& b) { write(b); });
   if (queue_->error) std::rethrow_exception(queue_->error);
   queue_->full.push_back(std::move(current_));
   if (!queue_->spare.empty()) {
@@ -164,7 +193,8 @@ void RunWriter::hand_over() {
 void RunWriter::wait_idle() {
   hand_over();
   std::unique_lock lock(queue_->mutex);
-  queue_->changed.wait(lock, [this] { return queue_->full.empty() && !queue_->busy; });
+  while (!queue_->full.empty()) queue_->write_next(lock, [this](Batch& b) { write(b); });
+  queue_->changed.wait(lock, [this] { return queue_->writing == 0; });
   if (queue_->error) std::rethrow_exception(queue_->error);
 }
 
