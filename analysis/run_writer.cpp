@@ -70,11 +70,11 @@ struct RunWriter::Queue {
   bool closing = false;
   std::exception_ptr error;
   std::thread thread;
+  std::function<void(Batch&)> write;  // RunWriter::write
   static constexpr std::size_t limit = 64;
 
   // Writes the oldest queued batch (`lock` holds `mutex`, and `full` is not empty; held again on return).
-  template <typename Write>
-  void write_next(std::unique_lock<std::mutex>& lock, Write write) {
+  void write_next(std::unique_lock<std::mutex>& lock) {
     std::unique_ptr<Batch> batch = std::move(full.front());
     full.pop_front();
     ++writing;
@@ -142,13 +142,14 @@ RunWriter::RunWriter(const std::filesystem::path& path, const RunHeader& header)
   exec(db_, "BEGIN");
   current_ = std::make_unique<Batch>();
   queue_ = std::make_unique<Queue>();
+  queue_->write = [this](Batch& b) { write(b); };
   queue_->thread = std::thread([this, q = queue_.get()] {
     run_when_idle();
     std::unique_lock lock(q->mutex);
     for (;;) {
       q->changed.wait(lock, [q] { return q->closing || !q->full.empty(); });
       if (q->full.empty()) return;  // closing and drained
-      q->write_next(lock, [this](Batch& b) { write(b); });
+      q->write_next(lock);
     }
   });
 }
@@ -178,7 +179,7 @@ void RunWriter::row_added() {
 void RunWriter::hand_over() {
   if (current_->empty()) return;
   std::unique_lock lock(queue_->mutex);
-  while (queue_->full.size() >= Queue::limit && !queue_->error) queue_->write_next(lock, [this](Batch& b) { write(b); });
+  while (queue_->full.size() >= Queue::limit && !queue_->error) queue_->write_next(lock);
   if (queue_->error) std::rethrow_exception(queue_->error);
   queue_->full.push_back(std::move(current_));
   if (!queue_->spare.empty()) {
@@ -193,7 +194,7 @@ void RunWriter::hand_over() {
 void RunWriter::wait_idle() {
   hand_over();
   std::unique_lock lock(queue_->mutex);
-  while (!queue_->full.empty()) queue_->write_next(lock, [this](Batch& b) { write(b); });
+  while (!queue_->full.empty()) queue_->write_next(lock);
   queue_->changed.wait(lock, [this] { return queue_->writing == 0; });
   if (queue_->error) std::rethrow_exception(queue_->error);
 }
