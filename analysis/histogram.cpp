@@ -15,6 +15,9 @@ std::vector<HistogramKernel> runnable_histograms() {
 #if defined(MPSCOPE_HAVE_X86_KERNELS)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2")) kernels.push_back(avx2_histogram());
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("popcnt"))
+    kernels.push_back(avx512_histogram());
 #endif
   return kernels;
 }
@@ -22,11 +25,14 @@ std::vector<HistogramKernel> runnable_histograms() {
 }  // namespace detail
 
 namespace {
-// The best variant, or the portable one where MPSCOPE_ISA=portable asks for it (as it does of sim's kernels).
+// The best variant, or a lower one where MPSCOPE_ISA asks for it (portable, avx2: as it lowers sim's kernels).
 const detail::HistogramKernel& best_histogram() {
   static const detail::HistogramKernel best = [] {
-    const char* wanted = std::getenv("MPSCOPE_ISA");
-    return wanted && std::string_view(wanted) == "portable" ? detail::portable_histogram() : detail::runnable_histograms().back();
+    const std::vector<detail::HistogramKernel> runnable = detail::runnable_histograms();
+    if (const char* wanted = std::getenv("MPSCOPE_ISA"))
+      for (const detail::HistogramKernel& kernel : runnable)
+        if (kernel.isa == wanted) return kernel;
+    return runnable.back();
   }();
   return best;
 }

@@ -17,7 +17,8 @@ struct HistogramKernel {
 };
 
 HistogramKernel portable_histogram();
-HistogramKernel avx2_histogram();  // (x86-64 builds only)
+HistogramKernel avx2_histogram();    // (x86-64 builds only)
+HistogramKernel avx512_histogram();  // (x86-64 builds only; needs AVX-512 F/BW/VL and POPCNT)
 
 // Every variant this build has and this CPU can run, best last.
 std::vector<HistogramKernel> runnable_histograms();

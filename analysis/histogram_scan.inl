@@ -13,12 +13,81 @@
 namespace mpscope::analysis {
 namespace {
 
-// Two passes over the bit patterns. The first (which vectorizes) counts zeros and finds the occupied range of
-// exponent fields; the second counts per field in that range only, with several count tables on long tensors, so
-// that neighbouring values in the same bin do not wait on each other's increment. Most recorded tensors are short
-// (biases) and their values span a few dozen binades, so the fixed cost per call is small: no allocation but the
-// result's, and only the occupied fields are cleared and read. Subnormals get a third look (rare).
+// Pass 2 (the portable counter): slot_count[s] = how many values have the exponent field field_lo + s, where values
+// below field_lo (zeros, when there are no subnormals) count in slot 0. The slots of a block of values are computed first
+// (this vectorizes), then counted: on long tensors whose range is narrow (the usual case), two values at a time, as
+// one index into a range x range table of pairs (half the increments; the rows and columns of the table sum to the
+// counts of the first and second value of each pair), with several tables so that equal neighbouring indices do not
+// wait on each other's increment.
 template <typename T, typename Bits, int exponent_bits, int mantissa_bits>
+void count_slots(std::span<const T> values, int field_lo, std::size_t range, std::int64_t* slot_count) {
+  constexpr int max_field = (1 << exponent_bits) - 1;
+  constexpr Bits magnitude_mask = ~(Bits{1} << (exponent_bits + mantissa_bits));
+  const std::size_t n = values.size();
+  const auto bits = [&values](std::size_t i) { return std::bit_cast<Bits>(values[i]); };
+  constexpr int max_ways = 8, pair_ways = 4;
+  constexpr std::size_t fields = static_cast<std::size_t>(max_field) + 1, max_pair_range = 32;
+  using Slot = std::conditional_t<(fields <= 256), std::uint8_t, std::uint16_t>;
+  thread_local std::vector<std::uint32_t> tables(std::max(max_ways * fields, pair_ways * max_pair_range * max_pair_range + fields));
+  constexpr std::size_t block = 512, half = block / 2;
+  const bool pairs = range <= max_pair_range && n >= 4 * range * range;
+  const int ways = pairs ? 1 : n >= 16 * range ? max_ways : 1;  // (tables for single values; with pairs: the tail's)
+  const std::size_t pair_entries = pairs ? pair_ways * range * range : 0;
+  std::fill_n(tables.begin(), pair_entries + static_cast<std::size_t>(ways) * range, 0u);
+  std::uint32_t* pair_table[pair_ways];
+  for (int k = 0; k < pair_ways; ++k) pair_table[k] = tables.data() + static_cast<std::size_t>(k) * range * range;
+  std::uint32_t* t[max_ways];
+  for (int k = 0; k < max_ways; ++k) t[k] = tables.data() + pair_entries + static_cast<std::size_t>(k < ways ? k : 0) * range;
+  const Bits lowest = static_cast<Bits>(field_lo) << mantissa_bits;
+  const auto slot = [&](std::size_t i) { return static_cast<Slot>((std::max(bits(i) & magnitude_mask, lowest) - lowest) >> mantissa_bits); };
+  std::size_t begin = 0;
+  if (pairs) {
+    std::uint16_t pair[half];
+    const auto r = static_cast<std::uint16_t>(range);
+    for (; begin + block <= n; begin += block) {
+      for (std::size_t j = 0; j < half; ++j) pair[j] = static_cast<std::uint16_t>(slot(begin + j) * r + slot(begin + half + j));
+      for (std::size_t j = 0; j < half; j += pair_ways)
+        for (int k = 0; k < pair_ways; ++k) ++pair_table[k][pair[j + static_cast<std::size_t>(k)]];
+    }
+    for (int k = 1; k < pair_ways; ++k)
+      for (std::size_t q = 0; q < range * range; ++q) pair_table[0][q] += pair_table[k][q];
+  }
+  for (; begin < n; begin += block) {
+    Slot slots[block];
+    const std::size_t count = std::min(block, n - begin);
+    for (std::size_t i = 0; i < count; ++i) slots[i] = slot(begin + i);
+    std::size_t i = 0;
+    if (ways == max_ways)
+      for (; i + max_ways <= count; i += max_ways)
+        for (int k = 0; k < max_ways; ++k) ++t[k][slots[i + static_cast<std::size_t>(k)]];
+    for (; i < count; ++i) ++t[0][slots[i]];
+  }
+  for (std::size_t a = 0; a < range; ++a) {
+    std::int64_t c = 0;
+    for (int k = 0; k < ways; ++k) c += t[k][a];
+    slot_count[a] = c;
+  }
+  if (pairs) {
+    std::uint32_t second[max_pair_range] = {};
+    for (std::size_t a = 0; a < range; ++a) {
+      std::uint32_t first = 0;
+      for (std::size_t b = 0; b < range; ++b) {
+        first += pair_table[0][a * range + b];
+        second[b] += pair_table[0][a * range + b];
+      }
+      slot_count[a] += first;
+    }
+    for (std::size_t b = 0; b < range; ++b) slot_count[b] += second[b];
+  }
+}
+
+// Two passes over the bit patterns. The first (which vectorizes) counts zeros and finds the occupied range of
+// exponent fields; the second (`count_slots_of`: count_slots above, or an instruction set's own) counts per field in
+// that range only. Most recorded tensors are short (biases) and their values span a few dozen binades, so the fixed
+// cost per call is small: no allocation but the result's, and only the occupied fields are cleared and read.
+// Subnormals get a third look (rare).
+template <typename T, typename Bits, int exponent_bits, int mantissa_bits,
+          auto count_slots_of = count_slots<T, Bits, exponent_bits, mantissa_bits>>
 Log2Histogram histogram_of(std::span<const T> values) {
   constexpr int bias = (1 << (exponent_bits - 1)) - 1;
   constexpr int max_field = (1 << exponent_bits) - 1;
@@ -54,68 +123,10 @@ Log2Histogram histogram_of(std::span<const T> values) {
     }
   }
 
-  // Pass 2: counts per field in [field_lo, field_hi]. Zeros (field 0, below field_lo when there are no subnormals)
-  // are counted in field_lo's slot and taken out again. The slots of a block of values are computed first (this
-  // vectorizes), then counted: on long tensors whose range is narrow (the usual case), two values at a time, as one
-  // index into a range x range table of pairs (half the increments; the rows and columns of the table sum to the
-  // counts of the first and second value of each pair), with several tables so that equal neighbouring indices do not
-  // wait on each other's increment.
-  constexpr int max_ways = 8, pair_ways = 4;
-  constexpr std::size_t fields = static_cast<std::size_t>(max_field) + 1, max_pair_range = 32;
-  using Slot = std::conditional_t<(fields <= 256), std::uint8_t, std::uint16_t>;
-  thread_local std::vector<std::uint32_t> tables(std::max(max_ways * fields, pair_ways * max_pair_range * max_pair_range + fields));
-  const std::size_t range = static_cast<std::size_t>(field_hi - field_lo) + 1;
-  constexpr std::size_t block = 512, half = block / 2;
-  const bool pairs = range <= max_pair_range && n >= 4 * range * range;
-  const int ways = pairs ? 1 : n >= 16 * range ? max_ways : 1;  // (tables for single values; with pairs: the tail's)
-  const std::size_t pair_entries = pairs ? pair_ways * range * range : 0;
-  std::fill_n(tables.begin(), pair_entries + static_cast<std::size_t>(ways) * range, 0u);
-  std::uint32_t* pair_table[pair_ways];
-  for (int k = 0; k < pair_ways; ++k) pair_table[k] = tables.data() + static_cast<std::size_t>(k) * range * range;
-  std::uint32_t* t[max_ways];
-  for (int k = 0; k < max_ways; ++k) t[k] = tables.data() + pair_entries + static_cast<std::size_t>(k < ways ? k : 0) * range;
-  const Bits lowest = static_cast<Bits>(field_lo) << mantissa_bits;
-  const auto slot = [&](std::size_t i) { return static_cast<Slot>((std::max(bits(i) & magnitude_mask, lowest) - lowest) >> mantissa_bits); };
-  std::size_t begin = 0;
-  if (pairs) {
-    std::uint16_t pair[half];
-    const auto r = static_cast<std::uint16_t>(range);
-    for (; begin + block <= n; begin += block) {
-      for (std::size_t j = 0; j < half; ++j) pair[j] = static_cast<std::uint16_t>(slot(begin + j) * r + slot(begin + half + j));
-      for (std::size_t j = 0; j < half; j += pair_ways)
-        for (int k = 0; k < pair_ways; ++k) ++pair_table[k][pair[j + static_cast<std::size_t>(k)]];
-    }
-    for (int k = 1; k < pair_ways; ++k)
-      for (std::size_t q = 0; q < range * range; ++q) pair_table[0][q] += pair_table[k][q];
-  }
-  for (; begin < n; begin += block) {
-    Slot slots[block];
-    const std::size_t count = std::min(block, n - begin);
-    for (std::size_t i = 0; i < count; ++i) slots[i] = slot(begin + i);
-    std::size_t i = 0;
-    if (ways == max_ways)
-      for (; i + max_ways <= count; i += max_ways)
-        for (int k = 0; k < max_ways; ++k) ++t[k][slots[i + static_cast<std::size_t>(k)]];
-    for (; i < count; ++i) ++t[0][slots[i]];
-  }
+  // Pass 2: counts per field in [field_lo, field_hi] (zeros in field_lo's slot, taken out again below).
+  constexpr std::size_t fields = static_cast<std::size_t>(max_field) + 1;
   std::int64_t slot_count[fields];
-  for (std::size_t a = 0; a < range; ++a) {
-    std::int64_t c = 0;
-    for (int k = 0; k < ways; ++k) c += t[k][a];
-    slot_count[a] = c;
-  }
-  if (pairs) {
-    std::uint32_t second[max_pair_range] = {};
-    for (std::size_t a = 0; a < range; ++a) {
-      std::uint32_t first = 0;
-      for (std::size_t b = 0; b < range; ++b) {
-        first += pair_table[0][a * range + b];
-        second[b] += pair_table[0][a * range + b];
-      }
-      slot_count[a] += first;
-    }
-    for (std::size_t b = 0; b < range; ++b) slot_count[b] += second[b];
-  }
+  count_slots_of(values, field_lo, static_cast<std::size_t>(field_hi - field_lo) + 1, slot_count);
   const auto field_count = [&](int field) {
     return slot_count[static_cast<std::size_t>(field - field_lo)] - (field == field_lo ? zeros : 0);
   };

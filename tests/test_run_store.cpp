@@ -62,12 +62,18 @@ void check_histograms_against_ilogb(const detail::HistogramKernel& kernel, std::
   std::mt19937_64 rng(seed);
   const int min_exp = std::numeric_limits<T>::min_exponent - std::numeric_limits<T>::digits;  // the smallest subnormal
   const int max_exp = std::numeric_limits<T>::max_exponent - 1;
-  for (std::size_t n : {0, 1, 3, 7, 64, 511, 512, 513, 1000, 1023, 1024, 1025, 4096, 8191, 8200, 20000}) {
+  for (std::size_t n : {0, 1, 3, 7, 64, 255, 256, 257, 320, 383, 511, 512, 513, 1000, 1023, 1024, 1025, 4096, 8191, 8200, 20000}) {
     std::vector<T> v(n);
-    const bool narrow = rng() % 2 == 0;  // half the cases within a few binades, as real tensors are
+    // The binades spanned: a few (as real tensors), up to 30 (the widest that the AVX-512 count compares), or all.
+    const unsigned spread = static_cast<unsigned>(rng() % 3);
+    const bool narrow = spread < 2;
+    const int width = spread == 0 ? 6 : 30;
     // no specials, zeros only (ReLU outputs: the range stays narrow), or zeros, infinities and NaNs
     const unsigned specials = static_cast<unsigned>(rng() % 3);
-    const int centre = static_cast<int>(rng() % 40) - 20;
+    // Where a narrow range lies: mid-range, over the subnormals (the zeros' field), or at the top (next to inf/NaN).
+    const unsigned place = static_cast<unsigned>(rng() % 4);
+    const int normal_min_exp = std::numeric_limits<T>::min_exponent - 1;
+    const int centre = place == 2 ? normal_min_exp - width / 2 : place == 3 ? max_exp - width + 1 : static_cast<int>(rng() % 40) - 20;
     for (auto& x : v) {
       unsigned kind = 100;  // an ordinary value
       if (specials == 1) kind = rng() % 20 == 0 ? 0 : 100;
@@ -76,7 +82,8 @@ void check_histograms_against_ilogb(const detail::HistogramKernel& kernel, std::
       else if (kind == 1) x = std::numeric_limits<T>::infinity();
       else if (kind == 2) x = std::numeric_limits<T>::quiet_NaN();
       else {
-        const int e = narrow ? centre + static_cast<int>(rng() % 6) : min_exp + static_cast<int>(rng() % static_cast<unsigned>(max_exp - min_exp + 1));
+        const int e = narrow ? std::max(min_exp, centre + static_cast<int>(rng() % static_cast<unsigned>(width)))
+                             : min_exp + static_cast<int>(rng() % static_cast<unsigned>(max_exp - min_exp + 1));
         x = std::ldexp(static_cast<T>(1) + static_cast<T>(rng() % 1000) / 1000, e);
       }
       if (rng() % 2 == 0) x = -x;
