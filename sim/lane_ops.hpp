@@ -117,12 +117,11 @@ class RoundedOps {
     if (is_identity(rf)) {
       if (in.data() != out.data()) std::copy(in.begin(), in.end(), out.begin());
     } else {
-      const bool in_place = in.data() == out.data();
-      if (log.recording && in_place) before_.assign(in.begin(), in.end());  // the values before, for the counts
-      round_array(in, out, rf.format, rf.rounding, &random_);
       if (log.recording) {
-        log.effects[tensor] += count_rounding_effects(in_place ? std::span<const float>(before_) : in, out, rf.format);
+        log.effects[tensor] += round_array_counted(in, out, rf.format, rf.rounding, &random_);
         log.rounded[tensor] = true;
+      } else {
+        round_array(in, out, rf.format, rf.rounding, &random_);
       }
     }
     log.check_finite<float>(tensor, out);
@@ -131,11 +130,12 @@ class RoundedOps {
   // Round double results (elementwise math) once to the role's format.
   void store(Role r, std::size_t tensor, std::span<const double> in, std::span<float> out, StepLog& log) {
     const RoleFormat& rf = role(r);
-    round_array(in, out, rf.format, rf.rounding, &random_);
     // (float32 results of double intermediates are the lane's own arithmetic, not a narrowing: not counted)
     if (log.recording && !is_identity(rf)) {
-      log.effects[tensor] += count_rounding_effects(in, std::span<const float>(out), rf.format);
+      log.effects[tensor] += round_array_counted(in, out, rf.format, rf.rounding, &random_);
       log.rounded[tensor] = true;
+    } else {
+      round_array(in, out, rf.format, rf.rounding, &random_);
     }
     log.check_finite<float>(tensor, out);
   }
@@ -200,7 +200,6 @@ class RoundedOps {
   RandomStream random_;
   std::vector<DelayedScaling> scales_;  // per layer: gemm input, weights, gradient input
   std::vector<double> amax_;
-  std::vector<float> before_;
 };
 
 template <typename V>

@@ -240,4 +240,40 @@ RoundingEffects count_rounding_effects(std::span<const double> before, std::span
   return count_with(before, after, f, simd::kernels_for(best_isa()).count_double_float);
 }
 
+namespace {
+template <typename In>
+RoundingEffects round_and_count(std::span<const In> in, std::span<float> out, const Format& f, Rounding mode,
+                                RandomStream* random) {
+  if (in.size() != out.size())
+    throw std::invalid_argument("round_array: input has " + std::to_string(in.size()) + " elements, output " +
+                                std::to_string(out.size()));
+  constexpr std::size_t chunk = 1024;  // 4 KB of results (and of inputs kept aside): both stay in L1
+  std::array<In, chunk> kept;
+  const bool in_place = static_cast<const void*>(in.data()) == static_cast<const void*>(out.data());
+  RoundingEffects total;
+  for (std::size_t start = 0; start < in.size(); start += chunk) {
+    const std::size_t count = std::min(chunk, in.size() - start);
+    std::span<const In> before = in.subspan(start, count);
+    if (in_place) {
+      std::copy(before.begin(), before.end(), kept.begin());
+      before = std::span<const In>(kept.data(), count);
+    }
+    const std::span<float> after = out.subspan(start, count);
+    round_array(before, after, f, mode, random);
+    total += count_rounding_effects(before, std::span<const float>(after), f);
+  }
+  return total;
+}
+}  // namespace
+
+RoundingEffects round_array_counted(std::span<const float> in, std::span<float> out, const Format& f, Rounding mode,
+                                    RandomStream* random) {
+  return round_and_count(in, out, f, mode, random);
+}
+
+RoundingEffects round_array_counted(std::span<const double> in, std::span<float> out, const Format& f,
+                                    Rounding mode, RandomStream* random) {
+  return round_and_count(in, out, f, mode, random);
+}
+
 }  // namespace mpscope::sim

@@ -51,4 +51,12 @@ RoundingEffects count_rounding_effects(std::span<const float> before, std::span<
 RoundingEffects count_rounding_effects(std::span<const double> before, std::span<const double> after, const Format& f);
 RoundingEffects count_rounding_effects(std::span<const double> before, std::span<const float> after, const Format& f);
 
+// round_array and count_rounding_effects of its input and output in one go, a few KB at a time, so that the counts
+// read both from L1 (and an in-place rounding keeps only a chunk of its inputs aside, not a copy of the array).
+// Results, random draws and counts are those of the two calls.
+RoundingEffects round_array_counted(std::span<const float> in, std::span<float> out, const Format& f, Rounding mode,
+                                    RandomStream* random = nullptr);
+RoundingEffects round_array_counted(std::span<const double> in, std::span<float> out, const Format& f,
+                                    Rounding mode, RandomStream* random = nullptr);
+
 }  // namespace mpscope::sim

@@ -244,3 +244,44 @@ TEST(RoundArray, EveryCountKernelMatchesTheDefinitions) {
         }
   }
 }
+
+// round_array_counted = round_array, then count_rounding_effects of its input and output: the same results (bit for
+// bit), the same counts and the same random draws, in place or not, at and around its chunk edges.
+TEST(RoundArray, RoundingAndCountingInOneGoMatchesTheTwoCalls) {
+  const Format formats[] = {fp16(), bf16(), e4m3fn(), fp16().with_overflow(Overflow::saturate), make_format(6, 9)};
+  std::mt19937_64 rng(11);
+  for (const Format& f : formats)
+    for (Rounding mode : {Rounding::nearest_even, Rounding::toward_zero, Rounding::stochastic})
+      for (std::size_t n : {0, 1, 1023, 1024, 1025, 3000})
+        for (int regime = 0; regime < 4; ++regime) {
+          const std::string at = f.name + " " + std::string(to_string(mode)) + " n=" + std::to_string(n) +
+                                 " regime=" + std::to_string(regime);
+          const std::vector<double> wide = effect_inputs(rng, n, regime);
+          std::vector<float> narrow(n);
+          for (std::size_t i = 0; i < n; ++i) narrow[i] = static_cast<float>(wide[i]);
+
+          RandomStream want_stream(5, 1), got_stream(5, 1), in_place_stream(5, 1);
+          std::vector<float> want(n), got(n), in_place = narrow;
+          round_array(narrow, want, f, mode, &want_stream);
+          const RoundingEffects want_effects = count_rounding_effects(narrow, want, f);
+          expect_same(round_array_counted(narrow, got, f, mode, &got_stream), want_effects, at + " float");
+          expect_same(round_array_counted(in_place, in_place, f, mode, &in_place_stream), want_effects, at + " in place");
+          for (std::size_t i = 0; i < n; ++i) {
+            ASSERT_TRUE(same_value(got[i], want[i])) << at << " at " << i;
+            ASSERT_TRUE(same_value(in_place[i], want[i])) << at << " in place, at " << i;
+          }
+          const std::uint64_t next_draw = want_stream.next();  // as many draws taken
+          EXPECT_EQ(got_stream.next(), next_draw) << at;
+          EXPECT_EQ(in_place_stream.next(), next_draw) << at;
+
+          RandomStream want_wide_stream(6, 2), got_wide_stream(6, 2);
+          std::vector<float> want_wide(n), got_wide(n);
+          round_array(wide, want_wide, f, mode, &want_wide_stream);
+          expect_same(round_array_counted(wide, got_wide, f, mode, &got_wide_stream),
+                      count_rounding_effects(wide, want_wide, f), at + " double");
+          for (std::size_t i = 0; i < n; ++i) ASSERT_TRUE(same_value(got_wide[i], want_wide[i])) << at << " double, at " << i;
+          EXPECT_EQ(got_wide_stream.next(), want_wide_stream.next()) << at;
+        }
+  std::vector<float> a(4), b(3);
+  EXPECT_THROW(round_array_counted(a, b, fp16(), Rounding::nearest_even), std::invalid_argument);
+}
