@@ -245,6 +245,29 @@ TEST(RoundArray, EveryCountKernelMatchesTheDefinitions) {
   }
 }
 
+// The block checks look at 16 or more values at once: a zero from a nonzero among zeros from zeros (the ReLU case)
+// must be seen in every position of a block, whichever lanes its neighbours occupy.
+TEST(RoundArray, EveryCountKernelSeesOneUnderflowAmongZerosAtEveryPosition) {
+  for (Isa isa : {Isa::portable, Isa::avx2, Isa::avx512}) {
+    if (!isa_supported(isa)) continue;
+    const simd::RoundKernels& k = simd::kernels_for(isa);
+    for (std::size_t at = 0; at < 128; ++at) {
+      std::vector<double> wide(128, 0.0);
+      wide[at] = 1e-9;  // rounds to zero in fp16
+      std::vector<float> narrow(wide.begin(), wide.end()), zeros(128, 0.0f);
+      std::vector<double> wide_zeros(128, 0.0);
+      const std::string where = std::string(to_string(isa)) + " at " + std::to_string(at);
+      RoundingEffects e;
+      k.count_float_float(narrow.data(), zeros.data(), 128, fp16().min_normal(), fp16().max_finite(), &e);
+      EXPECT_EQ(e.underflow, 1) << where << " float->float";
+      k.count_double_float(wide.data(), zeros.data(), 128, fp16().min_normal(), fp16().max_finite(), &e);
+      EXPECT_EQ(e.underflow, 1) << where << " double->float";
+      k.count_double_double(wide.data(), wide_zeros.data(), 128, fp16().min_normal(), fp16().max_finite(), &e);
+      EXPECT_EQ(e.underflow, 1) << where << " double->double";
+    }
+  }
+}
+
 // round_array_counted = round_array, then count_rounding_effects of its input and output: the same results (bit for
 // bit), the same counts and the same random draws, in place or not, at and around its chunk edges.
 TEST(RoundArray, RoundingAndCountingInOneGoMatchesTheTwoCalls) {

@@ -78,11 +78,36 @@ inline void round_bf16_nearest_bits(const float* in, float* out, std::size_t n, 
 // same type or float. Most values round to a normal finite number (or a zero stays zero), and then none of the
 // counts moves: a block of values is first checked for that (a few vector instructions per value), and only a block
 // holding something else is counted value by value.
+//
+// A result is ordinary when ordinary_lo <= |after| < ordinary_lo + ordinary_span (one unsigned comparison: a normal
+// finite value of the format), or when it is a zero from a zero: then it counts nowhere (each count needs a zero
+// from a nonzero, a subnormal, or |after| >= max). ordinary_block says whether after[start, end) holds only such.
+template <typename After>
+using AfterBits = std::conditional_t<sizeof(After) == 4, std::uint32_t, std::uint64_t>;
+
 template <typename Before, typename After>
+bool ordinary_block(const Before* before, const After* after, std::size_t start, std::size_t end,
+                    AfterBits<After> ordinary_lo, AfterBits<After> ordinary_span) {
+  using BB = std::conditional_t<sizeof(Before) == 4, std::uint32_t, std::uint64_t>;
+  using AB = AfterBits<After>;
+  constexpr BB b_abs = ~(BB{1} << (sizeof(BB) * 8 - 1));
+  constexpr AB a_abs = ~(AB{1} << (sizeof(AB) * 8 - 1));
+  AB unusual = 0;
+  for (std::size_t i = start; i < end; ++i) {
+    const BB x = std::bit_cast<BB>(before[i]) & b_abs;
+    const AB y = std::bit_cast<AB>(after[i]) & a_abs;
+    const AB odd = static_cast<AB>(y - ordinary_lo) >= ordinary_span ? 1 : 0;
+    const AB zero_from_zero = (y == 0 ? 1 : 0) & (x == 0 ? 1 : 0);
+    unusual |= odd & (zero_from_zero ^ 1);
+  }
+  return unusual == 0;
+}
+
+template <typename Before, typename After, auto block_is_ordinary = ordinary_block<Before, After>>
 void count_effects(const Before* before, const After* after, std::size_t n, double min_normal, double max_finite,
                    RoundingEffects* out) {
   using BB = std::conditional_t<sizeof(Before) == 4, std::uint32_t, std::uint64_t>;
-  using AB = std::conditional_t<sizeof(After) == 4, std::uint32_t, std::uint64_t>;
+  using AB = AfterBits<After>;
   constexpr BB b_abs = ~(BB{1} << (sizeof(BB) * 8 - 1));
   constexpr AB a_abs = ~(AB{1} << (sizeof(AB) * 8 - 1));
   constexpr BB b_inf = std::bit_cast<BB>(std::numeric_limits<Before>::infinity());
@@ -92,22 +117,11 @@ void count_effects(const Before* before, const After* after, std::size_t n, doub
   const AB a_min_normal = min_normal_fits ? std::bit_cast<AB>(static_cast<After>(min_normal)) : AB{0};
   const BB b_max = std::bit_cast<BB>(static_cast<Before>(max_finite));
   const AB a_max = std::bit_cast<AB>(static_cast<After>(max_finite));
-  // A result is ordinary when min_normal <= |after| < max_finite (one unsigned comparison), or when it is a zero
-  // from a zero: then it counts nowhere (each count needs a zero from a nonzero, a subnormal, or |after| >= max).
   const AB ordinary_lo = std::max(a_min_normal, AB{1});
   const AB ordinary_span = a_max - ordinary_lo;
   constexpr std::size_t block = 64, longest_stretch = std::size_t{1} << 24;  // (no 32-bit counter can wrap)
   const auto ordinary = [&](std::size_t start) {  // the block at start holds nothing to count
-    const std::size_t end = std::min(n, start + block);
-    AB unusual = 0;
-    for (std::size_t i = start; i < end; ++i) {
-      const BB x = std::bit_cast<BB>(before[i]) & b_abs;
-      const AB y = std::bit_cast<AB>(after[i]) & a_abs;
-      const AB odd = static_cast<AB>(y - ordinary_lo) >= ordinary_span ? 1 : 0;
-      const AB zero_from_zero = (y == 0 ? 1 : 0) & (x == 0 ? 1 : 0);
-      unusual |= odd & (zero_from_zero ^ 1);
-    }
-    return unusual == 0;
+    return block_is_ordinary(before, after, start, std::min(n, start + block), ordinary_lo, ordinary_span);
   };
   std::int64_t underflow = 0, subnormal = 0, overflow = 0, saturated = 0;
   // Value by value over each stretch of blocks that are not ordinary (one sum per stretch, in 32-bit counters).
