@@ -1,5 +1,6 @@
 // Internal: the log2 histogram's scan, included by one translation unit per instruction set
-// (histogram_portable.cpp, histogram_avx2.cpp): the same source, vectorized as wide as the target allows.
+// (histogram_portable.cpp, histogram_avx2.cpp, histogram_avx512.cpp): the same source, vectorized as wide as the
+// target allows.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -81,52 +82,23 @@ void count_slots(std::span<const T> values, int field_lo, std::size_t range, std
   }
 }
 
-// Two passes over the bit patterns. The first (which vectorizes) counts zeros and finds the occupied range of
-// exponent fields; the second (`count_slots_of`: count_slots above, or an instruction set's own) counts per field in
-// that range only. Most recorded tensors are short (biases) and their values span a few dozen binades, so the fixed
-// cost per call is small: no allocation but the result's, and only the occupied fields are cleared and read.
-// Subnormals get a third look (rare).
-template <typename T, typename Bits, int exponent_bits, int mantissa_bits,
-          auto count_slots_of = count_slots<T, Bits, exponent_bits, mantissa_bits>>
-Log2Histogram histogram_of(std::span<const T> values) {
+// The histogram from the counts of the exponent fields in [field_lo, field_hi] (slot_count[s] for field field_lo + s,
+// with the zeros counted in slot 0): infinities and NaNs told apart, subnormals binned (a look at the values, only
+// when there are any), and the occupied range of bins found.
+template <typename T, typename Bits, int exponent_bits, int mantissa_bits>
+Log2Histogram assemble_histogram(std::span<const T> values, std::int64_t zeros, int field_lo, int field_hi,
+                                 const std::int64_t* slot_count) {
   constexpr int bias = (1 << (exponent_bits - 1)) - 1;
   constexpr int max_field = (1 << exponent_bits) - 1;
   constexpr Bits magnitude_mask = ~(Bits{1} << (exponent_bits + mantissa_bits));
-  const std::size_t n = values.size();
-  const auto bits = [&values](std::size_t i) { return std::bit_cast<Bits>(values[i]); };
-
-  // Pass 1: zeros, and the smallest nonzero and largest magnitude (as bit patterns, ordered like the values).
-  std::int64_t zeros = 0;
-  Bits smallest = magnitude_mask, largest = 0;
-  constexpr std::size_t chunk = std::size_t{1} << 24;  // a Bits-wide zero count cannot wrap within a chunk
-  for (std::size_t begin = 0; begin < n; begin += chunk) {
-    const std::size_t end = std::min(n, begin + chunk);
-    Bits chunk_zeros = 0, lo = magnitude_mask, hi = 0;
-    for (std::size_t i = begin; i < end; ++i) {
-      const Bits a = bits(i) & magnitude_mask;
-      chunk_zeros += a == 0 ? 1 : 0;
-      lo = std::min(lo, a == 0 ? magnitude_mask : a);
-      hi = std::max(hi, a);
-    }
-    zeros += static_cast<std::int64_t>(chunk_zeros);
-    smallest = std::min(smallest, lo);
-    largest = std::max(largest, hi);
-  }
   Log2Histogram h;
   h.zeros = zeros;
-  if (zeros == static_cast<std::int64_t>(n)) return h;
-  const int field_lo = static_cast<int>(smallest >> mantissa_bits), field_hi = static_cast<int>(largest >> mantissa_bits);
   if (field_hi == max_field) {  // infinities or NaNs: tell them apart
     for (const T x : values) {
       h.infs += std::isinf(x) ? 1 : 0;
       h.nans += std::isnan(x) ? 1 : 0;
     }
   }
-
-  // Pass 2: counts per field in [field_lo, field_hi] (zeros in field_lo's slot, taken out again below).
-  constexpr std::size_t fields = static_cast<std::size_t>(max_field) + 1;
-  std::int64_t slot_count[fields];
-  count_slots_of(values, field_lo, static_cast<std::size_t>(field_hi - field_lo) + 1, slot_count);
   const auto field_count = [&](int field) {
     return slot_count[static_cast<std::size_t>(field - field_lo)] - (field == field_lo ? zeros : 0);
   };
@@ -136,8 +108,8 @@ Log2Histogram histogram_of(std::span<const T> values) {
   int sub_lo = mantissa_bits, sub_hi = -1;
   if (field_lo == 0) {
     std::fill_n(subnormal, mantissa_bits, std::int64_t{0});
-    for (std::size_t j = 0; j < n; ++j) {
-      const Bits a = bits(j) & magnitude_mask;
+    for (const T x : values) {
+      const Bits a = std::bit_cast<Bits>(x) & magnitude_mask;
       if (a != 0 && (a >> mantissa_bits) == 0) {
         const int b = std::bit_width(a) - 1;
         ++subnormal[b];
@@ -163,6 +135,46 @@ Log2Histogram histogram_of(std::span<const T> values) {
   for (int b = sub_lo; b <= sub_hi; ++b) h.counts[static_cast<std::size_t>(b + 1 - bias - mantissa_bits - lo)] = subnormal[b];
   for (int f = occupied_lo; f <= occupied_hi; ++f) h.counts[static_cast<std::size_t>(f - bias - lo)] = field_count(f);
   return h;
+}
+
+// Two passes over the bit patterns. The first (which vectorizes) counts zeros and finds the occupied range of
+// exponent fields; the second (count_slots) counts per field in that range only. Most recorded tensors are short (biases) and their values span a few dozen binades, so the fixed
+// cost per call is small: no allocation but the result's, and only the occupied fields are cleared and read.
+template <typename T, typename Bits, int exponent_bits, int mantissa_bits>
+Log2Histogram histogram_of(std::span<const T> values) {
+  constexpr int max_field = (1 << exponent_bits) - 1;
+  constexpr Bits magnitude_mask = ~(Bits{1} << (exponent_bits + mantissa_bits));
+  const std::size_t n = values.size();
+  const auto bits = [&values](std::size_t i) { return std::bit_cast<Bits>(values[i]); };
+
+  // Pass 1: zeros, and the smallest nonzero and largest magnitude (as bit patterns, ordered like the values).
+  std::int64_t zeros = 0;
+  Bits smallest = magnitude_mask, largest = 0;
+  constexpr std::size_t chunk = std::size_t{1} << 24;  // a Bits-wide zero count cannot wrap within a chunk
+  for (std::size_t begin = 0; begin < n; begin += chunk) {
+    const std::size_t end = std::min(n, begin + chunk);
+    Bits chunk_zeros = 0, lo = magnitude_mask, hi = 0;
+    for (std::size_t i = begin; i < end; ++i) {
+      const Bits a = bits(i) & magnitude_mask;
+      chunk_zeros += a == 0 ? 1 : 0;
+      lo = std::min(lo, a == 0 ? magnitude_mask : a);
+      hi = std::max(hi, a);
+    }
+    zeros += static_cast<std::int64_t>(chunk_zeros);
+    smallest = std::min(smallest, lo);
+    largest = std::max(largest, hi);
+  }
+  if (zeros == static_cast<std::int64_t>(n)) {
+    Log2Histogram h;
+    h.zeros = zeros;
+    return h;
+  }
+  const int field_lo = static_cast<int>(smallest >> mantissa_bits), field_hi = static_cast<int>(largest >> mantissa_bits);
+
+  // Pass 2: counts per field in [field_lo, field_hi] (zeros in field_lo's slot).
+  std::int64_t slot_count[static_cast<std::size_t>(max_field) + 1];
+  count_slots<T, Bits, exponent_bits, mantissa_bits>(values, field_lo, static_cast<std::size_t>(field_hi - field_lo) + 1, slot_count);
+  return assemble_histogram<T, Bits, exponent_bits, mantissa_bits>(values, zeros, field_lo, field_hi, slot_count);
 }
 
 }  // namespace

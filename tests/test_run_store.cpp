@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -57,6 +58,35 @@ TEST(Histogram, BinsByBinaryExponentAndEncodesCompactly) {
 // Against a plain reference (std::ilogb per value) on random tensors of every length the fast paths treat
 // differently (one count table, eight tables, a tail, several blocks), with normals over the whole range or within
 // a few binades, subnormals, and (in half the tensors) zeros, inf and NaN; every variant this CPU runs.
+// The kernel's histogram of v against std::ilogb, value by value.
+template <typename T>
+void expect_matches_ilogb(const detail::HistogramKernel& kernel, const std::vector<T>& v, const std::string& at) {
+  std::map<int, std::int64_t> want;
+  std::int64_t zeros = 0, infs = 0, nans = 0;
+  for (T x : v) {
+    if (std::isnan(x)) ++nans;
+    else if (std::isinf(x)) ++infs;
+    else if (x == 0) ++zeros;
+    else ++want[std::ilogb(x)];
+  }
+  Log2Histogram h;
+  if constexpr (std::is_same_v<T, float>) h = kernel.of_float(v);
+  else h = kernel.of_double(v);
+  ASSERT_EQ(h.zeros, zeros) << at;
+  ASSERT_EQ(h.infs, infs) << at;
+  ASSERT_EQ(h.nans, nans) << at;
+  std::map<int, std::int64_t> got;
+  for (std::size_t i = 0; i < h.counts.size(); ++i)
+    if (h.counts[i] != 0) got[h.lo + static_cast<int>(i)] = h.counts[i];
+  ASSERT_EQ(got, want) << at;
+  if (!want.empty()) {
+    EXPECT_EQ(h.lo, want.begin()->first) << at;  // the occupied range exactly
+    EXPECT_EQ(h.hi(), want.rbegin()->first) << at;
+  } else {
+    EXPECT_TRUE(h.counts.empty()) << at;
+  }
+}
+
 template <typename T>
 void check_histograms_against_ilogb(const detail::HistogramKernel& kernel, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -88,31 +118,7 @@ void check_histograms_against_ilogb(const detail::HistogramKernel& kernel, std::
       }
       if (rng() % 2 == 0) x = -x;
     }
-    std::map<int, std::int64_t> want;
-    std::int64_t zeros = 0, infs = 0, nans = 0;
-    for (T x : v) {
-      if (std::isnan(x)) ++nans;
-      else if (std::isinf(x)) ++infs;
-      else if (x == 0) ++zeros;
-      else ++want[std::ilogb(x)];
-    }
-    Log2Histogram h;
-    if constexpr (std::is_same_v<T, float>) h = kernel.of_float(v);
-    else h = kernel.of_double(v);
-    const std::string at = std::string(kernel.isa) + " n=" + std::to_string(n);
-    ASSERT_EQ(h.zeros, zeros) << at;
-    ASSERT_EQ(h.infs, infs) << at;
-    ASSERT_EQ(h.nans, nans) << at;
-    std::map<int, std::int64_t> got;
-    for (std::size_t i = 0; i < h.counts.size(); ++i)
-      if (h.counts[i] != 0) got[h.lo + static_cast<int>(i)] = h.counts[i];
-    ASSERT_EQ(got, want) << at;
-    if (!want.empty()) {
-      EXPECT_EQ(h.lo, want.begin()->first) << at;  // the occupied range exactly
-      EXPECT_EQ(h.hi(), want.rbegin()->first) << at;
-    } else {
-      EXPECT_TRUE(h.counts.empty()) << at;
-    }
+    expect_matches_ilogb(kernel, v, std::string(kernel.isa) + " n=" + std::to_string(n));
   }
 }
 
@@ -123,6 +129,29 @@ TEST(Histogram, MatchesIlogbOnRandomTensors) {
     for (std::uint64_t seed = 1; seed <= 20; ++seed) {
       check_histograms_against_ilogb<float>(kernel, seed);
       check_histograms_against_ilogb<double>(kernel, seed);
+    }
+}
+
+// Long tensors are counted a chunk of 4096 values at a time by some variants: chunks of different kinds in one
+// tensor (only zeros; a narrow range with zeros; subnormals with zeros; more than 32 binades) and a ragged tail.
+TEST(Histogram, ChunksOfDifferentKindsInOneTensor) {
+  std::mt19937_64 rng(3);
+  const auto value = [&](int lowest, int width) {
+    const float x = std::ldexp(1.0f + static_cast<float>(rng() % 1000) / 1000, lowest + static_cast<int>(rng() % static_cast<unsigned>(width)));
+    return rng() % 2 == 0 ? -x : x;
+  };
+  std::vector<float> v;
+  for (int i = 0; i < 4096; ++i) v.push_back(0.0f);
+  for (int i = 0; i < 4096; ++i) v.push_back(rng() % 3 == 0 ? 0.0f : value(-8, 5));
+  for (int i = 0; i < 4096; ++i) v.push_back(rng() % 3 == 0 ? 0.0f : value(-149, 30));  // subnormals and a few normals
+  for (int i = 0; i < 4096; ++i) v.push_back(value(-60, 90));
+  for (int i = 0; i < 77; ++i) v.push_back(rng() % 2 == 0 ? 0.0f : value(-20, 3));
+  for (const auto& kernel : detail::runnable_histograms())
+    for (int rotation = 0; rotation < 4; ++rotation) {  // each kind of chunk first, and last
+      std::vector<float> w(v.begin(), v.end() - 77);
+      std::rotate(w.begin(), w.begin() + rotation * 4096, w.end());
+      w.insert(w.end(), v.end() - 77, v.end());
+      expect_matches_ilogb(kernel, w, std::string(kernel.isa) + " rotation " + std::to_string(rotation));
     }
 }
 
