@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "analysis/histogram_kernels.hpp"
+#include "analysis/varint.hpp"
 
 namespace mpscope::analysis {
 
@@ -42,26 +43,9 @@ Log2Histogram Log2Histogram::of(std::span<const float> values) { return best_his
 Log2Histogram Log2Histogram::of(std::span<const double> values) { return best_histogram().of_double(values); }
 
 namespace {
-
-void put_varint(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<std::uint8_t>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<std::uint8_t>(v));
-}
-
 std::uint64_t get_varint(std::span<const std::uint8_t> blob, std::size_t& at) {
-  std::uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (at >= blob.size()) throw std::runtime_error("histogram blob is truncated");
-    const std::uint8_t byte = blob[at++];
-    v |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
-    if ((byte & 0x80) == 0) return v;
-  }
-  throw std::runtime_error("histogram blob has an overlong number");
+  return detail::read_varint<std::runtime_error>(blob, at, "histogram blob");
 }
-
 }  // namespace
 
 std::int64_t Log2Histogram::finite_nonzero() const {
@@ -105,12 +89,12 @@ void Log2Histogram::encode_to(std::vector<std::uint8_t>& out) const {
   out.push_back(1);
   const auto zigzag = (static_cast<std::uint64_t>(static_cast<std::int64_t>(lo)) << 1) ^
                       static_cast<std::uint64_t>(static_cast<std::int64_t>(lo) >> 63);
-  put_varint(out, zigzag);
-  put_varint(out, counts.size());
-  for (auto c : counts) put_varint(out, static_cast<std::uint64_t>(c));
-  put_varint(out, static_cast<std::uint64_t>(zeros));
-  put_varint(out, static_cast<std::uint64_t>(infs));
-  put_varint(out, static_cast<std::uint64_t>(nans));
+  detail::append_varint(out, zigzag);
+  detail::append_varint(out, counts.size());
+  for (auto c : counts) detail::append_varint(out, static_cast<std::uint64_t>(c));
+  detail::append_varint(out, static_cast<std::uint64_t>(zeros));
+  detail::append_varint(out, static_cast<std::uint64_t>(infs));
+  detail::append_varint(out, static_cast<std::uint64_t>(nans));
 }
 
 Log2Histogram Log2Histogram::decode(std::span<const std::uint8_t> blob) {

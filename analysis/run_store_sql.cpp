@@ -3,6 +3,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "analysis/varint.hpp"
+
 namespace mpscope::analysis::detail {
 
 const char* const schema_sql = R"sql(
@@ -55,43 +57,26 @@ void exec(sqlite3* db, const char* sql) {
 }
 
 namespace {
-
-void put_varint(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<std::uint8_t>(v | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<std::uint8_t>(v));
-}
-
 std::uint64_t get_varint(const std::vector<std::uint8_t>& blob, std::size_t& at) {
-  std::uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (at >= blob.size()) throw RunStoreError("tensor statistics blob is truncated");
-    const std::uint8_t byte = blob[at++];
-    v |= static_cast<std::uint64_t>(byte & 0x7F) << shift;
-    if ((byte & 0x80) == 0) return v;
-  }
-  throw RunStoreError("tensor statistics blob has an overlong number");
+  return read_varint<RunStoreError>(blob, at, "tensor statistics blob");
 }
-
 }  // namespace
 
 // One lane-step's tensor statistics: version 1, count, then per tensor: tensor id, a flag (1: rounding counts
 // follow), [rounded, underflow, subnormal, overflow], histogram length, histogram (Log2Histogram::encode).
 void encode_stats(const std::vector<TensorStatRow>& rows, std::vector<std::uint8_t>& out) {
   out.push_back(1);
-  put_varint(out, rows.size());
+  append_varint(out, rows.size());
   for (const auto& r : rows) {
-    put_varint(out, static_cast<std::uint64_t>(r.tensor_id));
+    append_varint(out, static_cast<std::uint64_t>(r.tensor_id));
     const bool counted = r.rounded.has_value();
     out.push_back(counted ? 1 : 0);
     if (counted)
-      for (const auto& v : {r.rounded, r.underflow, r.subnormal, r.overflow}) put_varint(out, static_cast<std::uint64_t>(v.value_or(0)));
+      for (const auto& v : {r.rounded, r.underflow, r.subnormal, r.overflow}) append_varint(out, static_cast<std::uint64_t>(v.value_or(0)));
     thread_local std::vector<std::uint8_t> histogram;  // (reused: no allocation per tensor)
     histogram.clear();
     r.histogram.encode_to(histogram);
-    put_varint(out, histogram.size());
+    append_varint(out, histogram.size());
     out.insert(out.end(), histogram.begin(), histogram.end());
   }
 }
