@@ -18,6 +18,7 @@
 #include "analysis/histogram.hpp"
 #include "analysis/histogram_kernels.hpp"
 #include "analysis/run_store.hpp"
+#include "analysis/run_store_sql.hpp"
 
 using namespace mpscope::analysis;
 namespace fs = std::filesystem;
@@ -167,6 +168,32 @@ TEST(Histogram, OnlyZerosInfsOrNans) {
     EXPECT_EQ(s.zeros, 1) << kernel.isa;
     EXPECT_TRUE(s.counts.empty()) << kernel.isa;
   }
+}
+
+// Damaged blobs are errors that say which blob and what is wrong, never a wrong histogram.
+TEST(RunStore, DamagedBlobsAreNamedErrors) {
+  const auto message = [](auto&& decode) {
+    try {
+      decode();
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message([] { Log2Histogram::decode(std::vector<std::uint8_t>{1, 2}); }), "histogram blob is truncated");
+  std::vector<std::uint8_t> overlong{1};
+  overlong.insert(overlong.end(), 10, 0x80);
+  EXPECT_EQ(message([&] { Log2Histogram::decode(overlong); }), "histogram blob has an overlong number");
+
+  TensorStatRow row;
+  row.tensor_id = 300;  // two varint bytes
+  row.histogram = Log2Histogram::of(std::vector<float>{1.0f, 0.5f});
+  std::vector<std::uint8_t> blob;
+  detail::encode_stats({row}, blob);
+  ASSERT_EQ(detail::decode_stats(blob, 7).at(0).tensor_id, 300);
+  blob.resize(3);  // version, count, the first byte of the tensor id
+  EXPECT_THROW(detail::decode_stats(blob, 7), RunStoreError);
+  EXPECT_EQ(message([&] { detail::decode_stats(blob, 7); }), "tensor statistics blob is truncated");
 }
 
 TEST(RunStore, WritesAndReadsBack) {
