@@ -53,8 +53,10 @@ void count_fields(const std::uint8_t* fields, std::size_t m, int lo, int hi, std
     field_count[field_at(s)] += _mm512_reduce_add_epi64(_mm512_sad_epu8(lane_counts[s], _mm512_setzero_si512()));
   for (; i + 64 <= m; i += 64) {
     const __m512i block = _mm512_load_si512(fields + i);
-    for (int s = 0; s < fields_compared; ++s)
-      field_count[field_at(s)] += std::popcount(_mm512_cmpeq_epi8_mask(block, _mm512_set1_epi8(static_cast<char>(field_at(s)))));
+    for (int s = 0; s < fields_compared; ++s) {
+      const __m512i k = _mm512_set1_epi8(static_cast<char>(field_at(s)));
+      field_count[field_at(s)] += std::popcount(_mm512_cmpeq_epi8_mask(block, k));
+    }
   }
   for (; i < m; ++i) ++field_count[fields[i]];
 }

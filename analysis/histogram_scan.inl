@@ -14,12 +14,12 @@
 namespace mpscope::analysis {
 namespace {
 
-// Pass 2 (the portable counter): slot_count[s] = how many values have the exponent field field_lo + s, where values
-// below field_lo (zeros, when there are no subnormals) count in slot 0. The slots of a block of values are computed first
-// (this vectorizes), then counted: on long tensors whose range is narrow (the usual case), two values at a time, as
-// one index into a range x range table of pairs (half the increments; the rows and columns of the table sum to the
-// counts of the first and second value of each pair), with several tables so that equal neighbouring indices do not
-// wait on each other's increment.
+// Pass 2: slot_count[s] = how many values have the exponent field field_lo + s, where values below field_lo (zeros,
+// when there are no subnormals) count in slot 0. The slots of a block of values are computed first (this
+// vectorizes), then counted: on long tensors whose range is narrow (the usual case), two values at a time, as one
+// index into a range x range table of pairs (half the increments; the rows and columns of the table sum to the counts
+// of the first and second value of each pair), with several tables so that equal neighbouring indices do not wait on
+// each other's increment.
 template <typename T, typename Bits, int exponent_bits, int mantissa_bits>
 void count_slots(std::span<const T> values, int field_lo, std::size_t range, std::int64_t* slot_count) {
   constexpr int max_field = (1 << exponent_bits) - 1;
@@ -138,8 +138,9 @@ Log2Histogram assemble_histogram(std::span<const T> values, std::int64_t zeros, 
 }
 
 // Two passes over the bit patterns. The first (which vectorizes) counts zeros and finds the occupied range of
-// exponent fields; the second (count_slots) counts per field in that range only. Most recorded tensors are short (biases) and their values span a few dozen binades, so the fixed
-// cost per call is small: no allocation but the result's, and only the occupied fields are cleared and read.
+// exponent fields; the second (count_slots) counts per field in that range only. Most recorded tensors are short
+// (biases) and their values span a few dozen binades, so the fixed cost per call is small: no allocation but the
+// result's, and only the occupied fields are cleared and read.
 template <typename T, typename Bits, int exponent_bits, int mantissa_bits>
 Log2Histogram histogram_of(std::span<const T> values) {
   constexpr int max_field = (1 << exponent_bits) - 1;
@@ -173,7 +174,8 @@ Log2Histogram histogram_of(std::span<const T> values) {
 
   // Pass 2: counts per field in [field_lo, field_hi] (zeros in field_lo's slot).
   std::int64_t slot_count[static_cast<std::size_t>(max_field) + 1];
-  count_slots<T, Bits, exponent_bits, mantissa_bits>(values, field_lo, static_cast<std::size_t>(field_hi - field_lo) + 1, slot_count);
+  const std::size_t range = static_cast<std::size_t>(field_hi - field_lo) + 1;
+  count_slots<T, Bits, exponent_bits, mantissa_bits>(values, field_lo, range, slot_count);
   return assemble_histogram<T, Bits, exponent_bits, mantissa_bits>(values, zeros, field_lo, field_hi, slot_count);
 }
 

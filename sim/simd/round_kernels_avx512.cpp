@@ -57,12 +57,14 @@ __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl"))) void bf16_neares
   }
   round_bf16_nearest_bits(in + i, out + i, n - i, p, random);
 }
+
 // The block check of count_effects in mask registers, for float results of float or double values: 16 values a
 // step, no horizontal reduction (the generic check's vector of flags costs about as much to reduce as to compute).
 // Partial blocks (a tensor's tail) take the generic check.
 template <typename Before>
-[[gnu::always_inline]] inline bool ordinary_block_avx512(const Before* before, const float* after, std::size_t start, std::size_t end,
-                           std::uint32_t ordinary_lo, std::uint32_t ordinary_span) {
+[[gnu::always_inline]] inline bool ordinary_block_avx512(const Before* before, const float* after, std::size_t start,
+                                                         std::size_t end, std::uint32_t ordinary_lo,
+                                                         std::uint32_t ordinary_span) {
   constexpr std::size_t block = 64;
   if (end - start != block) return ordinary_block<Before, float>(before, after, start, end, ordinary_lo, ordinary_span);
   const __m512i abs32 = _mm512_set1_epi32(0x7FFFFFFF);
