@@ -28,34 +28,36 @@ void count_fields(const std::uint8_t* fields, std::size_t m, int lo, int hi, std
     for (int f = 0; f < 256; ++f) field_count[f] += tables[0][f] + tables[1][f] + tables[2][f] + tables[3][f];
     return;
   }
-  // The fields compared: 0 (unless lo is 0: then it is in the range), then lo .. hi. Each comparison's matches are
-  // counted in byte lanes (a masked subtraction of -1), 512 values per field at a time, added into one vector of
-  // byte counts per field (at most 8 per lane from each 512 values, so no lane of a 4096-value chunk passes 64);
-  // the lanes are summed once per chunk.
-  const int fields_compared = static_cast<int>(range) + (lo == 0 ? 0 : 1);
-  const bool with_zero = lo != 0;
-  const auto field_at = [lo, with_zero](int s) { return with_zero ? (s == 0 ? 0 : lo + s - 1) : lo + s; };
+  // The fields compared: 0 (zeros; subnormals when lo is 0), then lo .. hi. Each comparison's matches are counted in
+  // byte lanes (a masked subtraction of -1), 512 values per field at a time, added into one vector of byte counts per
+  // field (at most 8 per lane from each 512 values, so no lane of a 4096-value chunk passes 64); the lanes are summed
+  // once per chunk.
+  int compared[widest_compared_range + 1];
+  int count = 0;
+  if (lo != 0) compared[count++] = 0;
+  for (int f = lo; f <= hi; ++f) compared[count++] = f;
   __m512i lane_counts[widest_compared_range + 1];
-  for (int s = 0; s < fields_compared; ++s) lane_counts[s] = _mm512_setzero_si512();
+  for (int s = 0; s < count; ++s) lane_counts[s] = _mm512_setzero_si512();
   const __m512i minus_one = _mm512_set1_epi8(-1);
   std::size_t i = 0;
   for (; i + 512 <= m; i += 512) {
     __m512i block[8];
     for (std::size_t b = 0; b < 8; ++b) block[b] = _mm512_load_si512(fields + i + 64 * b);
-    for (int s = 0; s < fields_compared; ++s) {
-      const __m512i k = _mm512_set1_epi8(static_cast<char>(field_at(s)));
+    for (int s = 0; s < count; ++s) {
+      const __m512i k = _mm512_set1_epi8(static_cast<char>(compared[s]));
       __m512i c = lane_counts[s];
-      for (std::size_t b = 0; b < 8; ++b) c = _mm512_mask_sub_epi8(c, _mm512_cmpeq_epi8_mask(block[b], k), c, minus_one);
+      for (std::size_t b = 0; b < 8; ++b)
+        c = _mm512_mask_sub_epi8(c, _mm512_cmpeq_epi8_mask(block[b], k), c, minus_one);
       lane_counts[s] = c;
     }
   }
-  for (int s = 0; s < fields_compared; ++s)
-    field_count[field_at(s)] += _mm512_reduce_add_epi64(_mm512_sad_epu8(lane_counts[s], _mm512_setzero_si512()));
+  for (int s = 0; s < count; ++s)
+    field_count[compared[s]] += _mm512_reduce_add_epi64(_mm512_sad_epu8(lane_counts[s], _mm512_setzero_si512()));
   for (; i + 64 <= m; i += 64) {
     const __m512i block = _mm512_load_si512(fields + i);
-    for (int s = 0; s < fields_compared; ++s) {
-      const __m512i k = _mm512_set1_epi8(static_cast<char>(field_at(s)));
-      field_count[field_at(s)] += std::popcount(_mm512_cmpeq_epi8_mask(block, k));
+    for (int s = 0; s < count; ++s) {
+      const __m512i k = _mm512_set1_epi8(static_cast<char>(compared[s]));
+      field_count[compared[s]] += std::popcount(_mm512_cmpeq_epi8_mask(block, k));
     }
   }
   for (; i < m; ++i) ++field_count[fields[i]];
@@ -86,7 +88,8 @@ Log2Histogram float_histogram(std::span<const float> values) {
         const __m512i a = _mm512_and_si512(_mm512_castps_si512(_mm512_loadu_ps(x + i + 16 * k)), magnitude);
         smallest_minus_one[k] = _mm512_min_epu32(smallest_minus_one[k], _mm512_sub_epi32(a, one));
         largest[k] = _mm512_max_epu32(largest[k], a);
-        _mm_store_si128(reinterpret_cast<__m128i*>(fields + i + 16 * k), _mm512_cvtepi32_epi8(_mm512_srli_epi32(a, 23)));
+        const __m128i packed = _mm512_cvtepi32_epi8(_mm512_srli_epi32(a, 23));
+        _mm_store_si128(reinterpret_cast<__m128i*>(fields + i + 16 * k), packed);
       }
     std::uint32_t low = _mm512_reduce_min_epu32(_mm512_min_epu32(smallest_minus_one[0], smallest_minus_one[1]));
     std::uint32_t high = _mm512_reduce_max_epu32(_mm512_max_epu32(largest[0], largest[1]));
