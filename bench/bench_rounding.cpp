@@ -1,5 +1,5 @@
 // Array rounding speed: ns per element over 2^24 float32 values on one thread, per format, mode and kernel.
-// Reference (DESIGN.md): CPFloat rounds float32 -> fp16 nearest-even at 5.1 ns/element and stochastically at
+// Reference (CPFloat's published figure): CPFloat rounds float32 -> fp16 nearest-even at 5.1 ns/element and stochastically at
 // 10 ns/element on one core of the CI machine.
 #include <benchmark/benchmark.h>
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the small arrays the CLI tour (scripts/demo) uses. Deterministic; needs only the standard library.
+"""Writes the small arrays the CLI tour (scripts/tour) uses. Deterministic; needs only the standard library.
 
 gradients.npy  float32 (4096,): magnitudes log-uniform over 2^-34 .. 2^4 with random signs, like the weight
                gradients of a small network: fp16 loses the tiny ones, bf16 keeps them.

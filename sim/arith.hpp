@@ -8,7 +8,7 @@
 // the result rounded to odd at 53 bits; rounding that once more to the format is correct (Boldo & Melquiond 2008:
 // round-to-odd followed by any rounding at p+2 <= 53 bits). Everything else is computed exactly with
 // Boost.Multiprecision integers. Computing in float and rounding, which is right for +-*/sqrt in fp16, is wrong
-// for FMA (DESIGN.md: fp16 a=0x0FFE, b=c=0x3C01).
+// for FMA (docs/formats.md: fp16 a=0x0FFE, b=c=0x3C01).
 #pragma once
 
 #include <cstdint>

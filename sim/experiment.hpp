@@ -1,4 +1,4 @@
-// Experiment files (DESIGN.md "Experiment files"; every key in docs/experiments.md): parsed, validated with errors
+// Experiment files (docs/design.md "Experiment files"; every key in docs/experiments.md): parsed, validated with errors
 // that name the key path, resolved (defaults filled in), and prepared (data and initial weights loaded, shapes
 // checked) before any run file exists.
 #pragma once

@@ -1,7 +1,7 @@
 // D = A·B + C under a chosen accumulation model: what a GEMM unit computes, bit for bit.
 //   fp32  IEEE binary32, sequential fused multiply-add over k: d = fma(a_k, b_k, d), starting from d = C.
 //   exact the exact value of C + sum_k a_k b_k (Boost.Multiprecision), rounded once to fp32 (nearest-even).
-//   h100  the H100 tensor-core model for fp16 inputs (DESIGN.md, docs/formats.md): blocks of 16 products chained
+//   h100  the H100 tensor-core model for fp16 inputs (docs/formats.md): blocks of 16 products chained
 //         in k order; in a block every term is truncated to a multiple of 2^(emax-25), summed exactly, rounded
 //         toward zero.
 // fp32 and exact take any float32 inputs; h100 takes fp16 values only.

@@ -1,4 +1,4 @@
-// Loss scaling (DESIGN.md "Loss scaling"): PyTorch GradScaler's dynamic algorithm with its defaults, plus
+// Loss scaling (docs/design.md "Loss scaling"): PyTorch GradScaler's dynamic algorithm with its defaults, plus
 // Megatron-style hysteresis and min/max clamps; static and none; and TransformerEngine's delayed scaling of FP8
 // tensors.
 #pragma once

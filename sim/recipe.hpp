@@ -1,4 +1,4 @@
-// Precision recipes (DESIGN.md "Lanes and recipes"): which format and rounding each tensor role of a lane uses.
+// Precision recipes (docs/design.md "Lanes and recipes"): which format and rounding each tensor role of a lane uses.
 // A recipe is a runtime value; the lane's storage type (float, double, exact) is the template parameter it picks.
 #pragma once
 

@@ -36,7 +36,7 @@ void round_array(std::span<const double> in, std::span<double> out, const Format
 void round_array(std::span<const double> in, std::span<float> out, const Format& f, Rounding mode,
                  RandomStream* random = nullptr);
 
-// What rounding did to an array, comparing values before and after (DESIGN.md "What is recorded"):
+// What rounding did to an array, comparing values before and after (docs/design.md "What is recorded"):
 //  underflow: nonzero before, zero after; subnormal: a nonzero subnormal of f after;
 //  overflow: finite before, infinite or NaN after; saturated: beyond f's largest finite value before, clamped to it.
 struct RoundingEffects {

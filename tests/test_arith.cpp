@@ -1,6 +1,6 @@
 // Scalar arithmetic against the Boost.Multiprecision reference: a million random operand sets per operation for
 // fp16, bf16 and e6m9, each checked in all four directed modes; the wide-format (exact integer) path; the
-// DESIGN.md FMA case; special values and signed zeros; stochastic rounding of results.
+// the double-rounding FMA case (docs/formats.md); special values and signed zeros; stochastic rounding of results.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -128,7 +128,7 @@ INSTANTIATE_TEST_SUITE_P(Ops, ArithAgainstBoost, ::testing::ValuesIn(arith_cases
   return std::string(name(info.param.op)) + "_" + info.param.format.name;
 });
 
-// DESIGN.md: fma(a, b, c) computed as fmaf and then rounded to fp16 gives 0x3C02, the correctly rounded result
+// fma(a, b, c) computed as fmaf and then rounded to fp16 gives 0x3C02, the correctly rounded result
 // is 0x3C01 (double rounding is not innocuous for FMA).
 TEST(Arith, FmaIsNotFloatFmaThenRound) {
   const double a = decode(0x0FFE, fp16()), b = decode(0x3C01, fp16()), c = b;

@@ -62,25 +62,12 @@ TEST(GemmH100, EveryOracleTileBitExact) {
   const auto crc = crc_arr.values<std::uint32_t>();
   ASSERT_EQ(crc.size(), 2048u);
 
-  // Where ../shared/oracles is present, compare element by element too (better messages on a failure).
-  std::vector<float> d_oracle;
-  if (std::ifstream in(mpscope::test::shared_oracles() / "h100_mma_k16_d.bin", std::ios::binary); in) {
-    d_oracle.resize(2048 * 256);
-    in.read(reinterpret_cast<char*>(d_oracle.data()), static_cast<std::streamsize>(d_oracle.size() * 4));
-  }
   for (Isa isa : isas()) {
     for (std::size_t t = 0; t < 2048; ++t) {
       std::vector<float> tile_a(a.begin() + t * 256, a.begin() + (t + 1) * 256);
       std::vector<float> tile_b(b.begin() + t * 256, b.begin() + (t + 1) * 256);
       std::vector<float> tile_c(c.begin() + t * 256, c.begin() + (t + 1) * 256);
       const std::vector<float> d = run(Accumulation::h100, tile_a, tile_b, tile_c, 16, 16, 16, isa);
-      if (!d_oracle.empty()) {
-        for (int e = 0; e < 256; ++e) {
-          ASSERT_TRUE(same_value(d[e], d_oracle[t * 256 + e]))
-              << to_string(isa) << " tile " << t << " element " << e << std::hexfloat << ": " << d[e] << " vs H100 "
-              << d_oracle[t * 256 + e];
-        }
-      }
       const auto got = static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(d.data()), 1024));
       ASSERT_EQ(got, crc[t]) << to_string(isa) << ": tile " << t << " differs from the H100's";
     }

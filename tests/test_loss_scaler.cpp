@@ -1,4 +1,4 @@
-// Loss scaling: PyTorch GradScaler's traces (../shared/oracles, tests/data) reproduced exactly; hysteresis,
+// Loss scaling: PyTorch GradScaler's traces (tests/data/rounding_public.npz) reproduced exactly; hysteresis,
 // clamps, static and none; TransformerEngine's delayed scaling.
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// PyTorch's casts (../shared/oracles/rounding_public.npz, copied to tests/data): every non-NaN entry reproduced
+// PyTorch's casts (tests/data/rounding_public.npz): every non-NaN entry reproduced
 // bit for bit by the scalar reference and by the array kernels of every instruction set this CPU has.
 #include <gtest/gtest.h>
 

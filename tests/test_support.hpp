@@ -22,11 +22,8 @@ inline void PrintTo(const Format& f, std::ostream* os) {
 
 namespace mpscope::test {
 
-// tests/data of the source tree (copies of ../shared/oracles, see tests/data/README.md).
+// tests/data of the source tree (reference data from PyTorch and Hopper GPUs, see tests/data/README.md).
 inline std::filesystem::path data_dir() { return MPSCOPE_TEST_DATA_DIR; }
-
-// ../shared/oracles beside the checkout, when present (developer machines and CI): extra, more detailed checks.
-inline std::filesystem::path shared_oracles() { return std::filesystem::path(MPSCOPE_SOURCE_DIR) / ".." / "shared" / "oracles"; }
 
 // Random-case counts are multiplied by MPSCOPE_TEST_SCALE (default 1). The sanitizer build of scripts/test
 // sets it below 1: the full counts run in the normal build.

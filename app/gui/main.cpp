@@ -1,8 +1,8 @@
 // mpscope-gui [EXPERIMENT.json | RUN.mpscope] [--out RUN.mpscope] [--export-png FILE] [--quit]
 //             [--inspect VALUE] [--underflow-lane LANE] [--unscaled]
 // With an experiment it trains it; with a run file it shows it (following it while another process writes it).
-// --export-png renders the whole dashboard once training or loading is done; --quit exits after that. Works under
-// QT_QPA_PLATFORM=offscreen. Exit status: 0 done, 2 bad input, 3 training or export failed.
+// --export-png renders the whole dashboard once training or loading is done; --quit exits after that (and, as no
+// one watches the window then, prints training progress on stderr). Works under QT_QPA_PLATFORM=offscreen. Exit status: 0 done, 2 bad input, 3 training or export failed.
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>
@@ -103,6 +103,17 @@ int main(int argc, char** argv) {
     }
   };
   QObject::connect(&window, &mpscope::gui::MainWindow::runSettled, &window, finish);
+  if (quit_after) {
+    // Headless (nobody sees the window's progress bar): a line on stderr at every tenth of the run.
+    QObject::connect(&window.session(), &mpscope::gui::TrainingSession::progress, &window,
+                     [last_tenth = -1](qint64 done, qint64 total) mutable {
+                       const int tenth = total > 0 ? static_cast<int>(done * 10 / total) : 10;
+                       if (tenth == last_tenth) return;
+                       last_tenth = tenth;
+                       std::fprintf(stderr, "mpscope-gui: step %lld / %lld (%d%%)\n", static_cast<long long>(done),
+                                    static_cast<long long>(total), tenth * 10);
+                     });
+  }
 
   if (!file.isEmpty()) {
     QString error = window.openFile(file);

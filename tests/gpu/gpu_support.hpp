@@ -30,7 +30,6 @@ inline std::filesystem::path source_dir() {
 }
 inline std::filesystem::path samples_dir() { return source_dir() / "samples"; }
 inline std::filesystem::path data_dir() { return source_dir() / "tests" / "data"; }
-inline std::filesystem::path shared_oracles() { return source_dir() / ".." / "shared" / "oracles"; }
 
 // Equal as bit patterns, or both NaN.
 inline bool same_bits(double a, double b) {

@@ -155,14 +155,7 @@ TEST(GpuKernels, MmaGemmReproducesEveryH100OracleTile) {
     gpu::kernels::gemm_mma_fp16(false, false, 16, 16, 16, da.get() + t * 256, 16, db.get() + t * 256, 16, dc.get() + t * 256,
                                 dd.get() + t * 256, nullptr);
   const std::vector<float> d = dd.download(nullptr);
-  std::vector<float> oracle;
-  if (std::ifstream in(gputest::shared_oracles() / "h100_mma_k16_d.bin", std::ios::binary); in) {
-    oracle.resize(2048 * 256);
-    in.read(reinterpret_cast<char*>(oracle.data()), static_cast<std::streamsize>(oracle.size() * 4));
-  }
   for (std::size_t t = 0; t < 2048; ++t) {
-    for (std::size_t e = 0; !oracle.empty() && e < 256; ++e)
-      ASSERT_TRUE(gputest::same_bits(d[t * 256 + e], oracle[t * 256 + e])) << "tile " << t << " element " << e;
     const auto got = static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(d.data() + t * 256), 1024));
     ASSERT_EQ(got, crc[t]) << "tile " << t << " differs from the H100's";
   }

@@ -114,7 +114,7 @@ void expect_lockstep_identical(const Problem& s, const sim::LaneConfig& c, int s
   EXPECT_EQ(eg.accuracy, ec.accuracy);
 }
 
-// The proof DESIGN.md asks for: samples/torch_spiral.json, the GPU exact fp16-amp lane (mma.sync tiles) and the
+// The proof the design asks for: samples/torch_spiral.json, the GPU exact fp16-amp lane (mma.sync tiles) and the
 // CPU fp16-amp lane with the h100 model end 200 steps with bit-identical weights.
 TEST(GpuExactLane, SpiralFp16AmpBitIdenticalToCpuH100For200Steps) {
   MPSCOPE_REQUIRE_GPU();
