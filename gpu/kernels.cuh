@@ -75,9 +75,10 @@ void gather_input(const float* x /* (dataset, features) */, const BatchGather& b
 // RoundedOps::cast: out = round(in) (n)
 template <typename In, typename Out>
 void cast(const In* in, Out* out, std::size_t n, PointStats st, cudaStream_t s);
-// z = round(y + b): y, z (rows, cols) (z may be y), b (cols)
+// z = round(y + b), the GEMM epilogue: y (rows, cols) the float32 accumulator, b (cols), z (rows, cols); y + b is
+// one float32 addition, rounded once to T
 template <typename T>
-void bias_add(const T* y, const T* b, T* z, std::int64_t rows, std::int64_t cols, PointStats st, cudaStream_t s);
+void bias_add(const float* y, const T* b, T* z, std::int64_t rows, std::int64_t cols, PointStats st, cudaStream_t s);
 // h = round(act(z)) (n)
 template <typename T>
 void activate(const T* z, T* h, std::size_t n, int activation, PointStats st, cudaStream_t s);
@@ -92,11 +93,13 @@ void histogram(const T* v, std::size_t n, DeviceHistogram* hist, cudaStream_t s)
 // ---- loss ---------------------------------------------------------------------------------------------------
 // MlpLane::loss, one thread per row of logits (rows, cols): terms (cross-entropy: (rows) the rows' losses; MSE:
 // (rows, cols) the elements' shares), correct (rows) argmax hits (when labels). With `grad` (rows, cols):
-// d(S loss)/d logits, S = *scale, float32 first and then the gradient format (RoundedOps::store_loss_grad).
+// d(S loss)/d logits, S = *scale. Cross-entropy's log-probabilities are rounded to T and its gradient once to T
+// (fp32_logits 0: F.cross_entropy under autocast), or both go through float32 (1: the logits cast first; MSE).
 // Cross-entropy needs labels; MSE takes targets, or one-hot labels when targets is null.
 template <typename T>
 void loss_rows(const T* logits, const std::int64_t* labels, const float* targets, std::int64_t rows, std::int64_t cols,
-               int mse, const float* scale, double* terms, T* grad, int* correct, PointStats st, cudaStream_t s);
+               int mse, int fp32_logits, const float* scale, double* terms, T* grad, int* correct, PointStats st,
+               cudaStream_t s);
 // *total = (sum of terms) * multiplier: in order, as the CPU adds (sequential), or as a tree (fast mode)
 void sum_terms(const double* terms, std::int64_t count, double multiplier, bool sequential, double* total, cudaStream_t s);
 

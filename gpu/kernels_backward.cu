@@ -1,5 +1,7 @@
 // Loss and backward-pass kernels of GPU lanes: the loss and its gradient, activation and LayerNorm backward, bias
 // gradients, and the unscaling and inf/NaN check of every produced gradient (kernels.cuh).
+#include <type_traits>
+
 #include "gpu/check.cuh"
 #include "gpu/kernels.cuh"
 #include "gpu/kernels_common.cuh"
@@ -47,16 +49,23 @@ struct GradChecker {
   }
 };
 
-// One thread per row; every thread of the block runs all `n` rounds (statistics take whole warps).
+// One thread per row; every thread of the block runs all `n` rounds (statistics take whole warps). Cross-entropy as
+// MlpLane::loss: log-probabilities rounded to T (or float32), the seed g = -S/B in float32 (then T under autocast),
+// d loss / d z = g·onehot - exp(lp)·g rounded once (or through float32).
 template <typename T>
 __global__ void loss_rows_kernel(const T* z, const std::int64_t* labels, const float* targets, std::int64_t rows,
-                                 std::int64_t n, int mse, const float* scale, double* terms, T* grad, int* correct,
-                                 PointStats st) {
+                                 std::int64_t n, int mse, int fp32_logits, const float* scale, double* terms, T* grad,
+                                 int* correct, PointStats st) {
   __shared__ unsigned bins[BlockHistogram::shared_size];
   PointTally<T> tally(grad ? st : PointStats{}, bins);
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const bool active = i < rows;
-  const double s = scale ? static_cast<double>(*scale) : 1.0, inv_batch = 1.0 / static_cast<double>(rows);
+  const double s = scale ? static_cast<double>(*scale) : 1.0;
+  const auto log_prob = [&](double v) {
+    return fp32_logits ? static_cast<double>(__double2float_rn(v)) : to_double(from_double<T>(v));
+  };
+  const double seed32 = static_cast<double>(__double2float_rn(-s / static_cast<double>(rows)));
+  const double seed = fp32_logits ? seed32 : to_double(from_double<T>(seed32));
   std::int64_t y = 0;
   double lse = 0, inv_count = 0;
   if (active) {
@@ -70,7 +79,7 @@ __global__ void loss_rows_kernel(const T* z, const std::int64_t* labels, const f
       double sum = 0;
       for (std::int64_t j = 0; j < n; ++j) sum += mf::exp(to_double(z[i * n + j]) - m);
       lse = m + mf::log(sum);
-      terms[i] = lse - to_double(z[i * n + y]);
+      terms[i] = -log_prob(to_double(z[i * n + y]) - lse);
     } else {
       inv_count = 1.0 / static_cast<double>(rows * n);
     }
@@ -79,8 +88,8 @@ __global__ void loss_rows_kernel(const T* z, const std::int64_t* labels, const f
     double g = 0;
     if (active) {
       if (!mse) {
-        const double p = mf::exp(to_double(z[i * n + j]) - lse);
-        g = s * (p - (j == y ? 1.0 : 0.0)) * inv_batch;
+        const double lp = log_prob(to_double(z[i * n + j]) - lse);
+        g = (j == y ? seed : 0.0) - mf::exp(lp) * seed;
       } else {
         const double t = targets ? static_cast<double>(targets[i * n + j]) : (j == labels[i] ? 1.0 : 0.0);
         const double d = to_double(z[i * n + j]) - t;
@@ -91,7 +100,9 @@ __global__ void loss_rows_kernel(const T* z, const std::int64_t* labels, const f
     if (grad == nullptr) continue;
     double f = 0, r = 0;
     if (active) {
-      f = static_cast<double>(__double2float_rn(g));  // float32 first: the loss precision
+      // Through float32 first (MSE in fp32, or the logits' cast's backward), else rounded once to T.
+      const bool via_float32 = mse || fp32_logits || std::is_same_v<T, float>;
+      f = via_float32 ? static_cast<double>(__double2float_rn(g)) : g;
       grad[i * n + j] = from_double<T>(f);
       r = to_double(grad[i * n + j]);
     }
@@ -125,7 +136,9 @@ __global__ void activation_backward_kernel(const T* da, const T* z, const T* h, 
     Pack<T> r;
 #pragma unroll
     for (int k = 0; k < pack_size; ++k) {
-      const double v = to_double(d.v[k]) * activation_slope(to_double(zz.v[k]), to_double(hh.v[k]), a);
+      // (MlpLane::activation_backward: ReLU selects, giving +0 where z <= 0, as PyTorch's threshold_backward)
+      const double dk = to_double(d.v[k]), zk = to_double(zz.v[k]);
+      const double v = a == relu ? (zk > 0 ? dk : 0.0) : dk * activation_slope(zk, to_double(hh.v[k]), a);
       r.v[k] = from_double<T>(v);
       tally.add(active && first + k < n, v, to_double(r.v[k]));
     }
@@ -255,9 +268,10 @@ __global__ void check_gradient_kernel(const T* g, std::size_t n, GradCheck check
 
 template <typename T>
 void loss_rows(const T* logits, const std::int64_t* labels, const float* targets, std::int64_t rows, std::int64_t cols,
-               int mse, const float* scale, double* terms, T* grad, int* correct, PointStats st, cudaStream_t s) {
-  loss_rows_kernel<<<row_blocks(rows), row_threads, 0, s>>>(logits, labels, targets, rows, cols, mse, scale, terms, grad,
-                                                             correct, st);
+               int mse, int fp32_logits, const float* scale, double* terms, T* grad, int* correct, PointStats st,
+               cudaStream_t s) {
+  loss_rows_kernel<<<row_blocks(rows), row_threads, 0, s>>>(logits, labels, targets, rows, cols, mse, fp32_logits, scale,
+                                                             terms, grad, correct, st);
   MPSCOPE_LAUNCH_CHECK();
 }
 
@@ -310,8 +324,8 @@ void check_gradient(const T* g, std::size_t n, GradCheck check, cudaStream_t s) 
 }
 
 #define MPSCOPE_BACKWARD(T)                                                                                           \
-  template void loss_rows<T>(const T*, const std::int64_t*, const float*, std::int64_t, std::int64_t, int, const float*, \
-                             double*, T*, int*, PointStats, cudaStream_t);                       \
+  template void loss_rows<T>(const T*, const std::int64_t*, const float*, std::int64_t, std::int64_t, int, int,       \
+                             const float*, double*, T*, int*, PointStats, cudaStream_t);                               \
   template void activation_backward<T>(const T*, const T*, const T*, T*, std::size_t, int, PointStats, cudaStream_t);  \
   template void layer_norm_backward<T>(const T*, const T*, const T*, const double*, const double*, T*, T*, T*,          \
                                        std::int64_t, std::int64_t, PointStats, PointStats, PointStats, cudaStream_t);  \

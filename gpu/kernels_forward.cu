@@ -51,18 +51,21 @@ __global__ void cast_kernel(const In* in, Out* out, std::size_t n, PointStats st
   tally.flush();
 }
 
+// The GEMM epilogue of the CPU lane (MlpLane::forward): the float32 accumulator plus the bias in one float32
+// addition, rounded once to T.
 template <typename T>
-__global__ void bias_add_kernel(const T* y, const T* b, T* z, std::int64_t rows, std::int64_t cols, PointStats st) {
+__global__ void bias_add_kernel(const float* y, const T* b, T* z, std::int64_t rows, std::int64_t cols, PointStats st) {
   __shared__ unsigned bins[BlockHistogram::shared_size];
   PointTally<T> tally(st, bins);
   const auto n = static_cast<std::size_t>(rows * cols);
   for_each_pack(n, [&](std::size_t first, bool active) {
-    const Pack<T> x = active ? load_pack(y, first, n) : Pack<T>{};
+    const Pack<float> x = active ? load_pack(y, first, n) : Pack<float>{};
     Pack<T> r;
 #pragma unroll
     for (int k = 0; k < pack_size; ++k) {
       const bool here = active && first + k < n;
-      const double v = here ? to_double(x.v[k]) + to_double(b[static_cast<std::int64_t>(first + k) % cols]) : 0.0;
+      const float bias = here ? static_cast<float>(to_double(b[static_cast<std::int64_t>(first + k) % cols])) : 0.0f;
+      const double v = here ? static_cast<double>(__fadd_rn(x.v[k], bias)) : 0.0;
       r.v[k] = from_double<T>(v);
       tally.add(here, v, to_double(r.v[k]));
     }
@@ -149,7 +152,7 @@ void cast(const In* in, Out* out, std::size_t n, PointStats st, cudaStream_t s) 
 }
 
 template <typename T>
-void bias_add(const T* y, const T* b, T* z, std::int64_t rows, std::int64_t cols, PointStats st, cudaStream_t s) {
+void bias_add(const float* y, const T* b, T* z, std::int64_t rows, std::int64_t cols, PointStats st, cudaStream_t s) {
   const auto n = static_cast<std::size_t>(rows * cols);
   bias_add_kernel<<<pack_blocks(n), block_threads, 0, s>>>(y, b, z, rows, cols, st);
   MPSCOPE_LAUNCH_CHECK();
@@ -180,7 +183,7 @@ void histogram(const T* v, std::size_t n, DeviceHistogram* hist, cudaStream_t s)
   template void cast<float, T>(const float*, T*, std::size_t, PointStats, cudaStream_t);                                \
   template void cast<T, float>(const T*, float*, std::size_t, PointStats, cudaStream_t);                                \
   template void cast<T, T>(const T*, T*, std::size_t, PointStats, cudaStream_t);                                        \
-  template void bias_add<T>(const T*, const T*, T*, std::int64_t, std::int64_t, PointStats, cudaStream_t);              \
+  template void bias_add<T>(const float*, const T*, T*, std::int64_t, std::int64_t, PointStats, cudaStream_t);          \
   template void activate<T>(const T*, T*, std::size_t, int, PointStats, cudaStream_t);                                  \
   template void layer_norm_forward<T>(const T*, const T*, const T*, T*, double*, double*, std::int64_t, std::int64_t,    \
                                       double, PointStats, cudaStream_t);                                                \

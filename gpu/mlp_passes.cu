@@ -114,7 +114,7 @@ void GpuMlpLane<Tc, Tm>::forward(Activations& a, const Stats& s) {
       flag_slot(s, tensors_[tensor(layer, kind)].name, 0, static_cast<int>(next_point_), false, 4 * layer + parameter);
     };
     weight_cast(weight, 0);
-    // z = round(round(in · Wᵀ) + b)   (rows, out)
+    // z = round(in · Wᵀ + b)   (rows, out): the bias added to the float32 accumulator, one rounding
     if (exact_ || fp8_) {
       if (fp8_) {
         if constexpr (fp8_capable) fp8_forward_gemm(a, layer, in, s);  // (also the bias cast's flag)
@@ -122,8 +122,7 @@ void GpuMlpLane<Tc, Tm>::forward(Activations& a, const Stats& s) {
         weight_cast(bias, 1);
         exact_gemm(false, true, rows, L.out, L.in, in, L.in, L.weight_c(), L.in, a.scratch.get());
       }
-      kernels::cast<float, Tc>(a.scratch.get(), a.z[k].get(), n, point(s, act, false), stream);
-      kernels::bias_add<Tc>(a.z[k].get(), L.bias_c(), a.z[k].get(), rows, L.out, point(s, act, last), stream);
+      kernels::bias_add<Tc>(a.scratch.get(), L.bias_c(), a.z[k].get(), rows, L.out, point(s, act, last), stream);
     } else {
       weight_cast(bias, 1);
       const bool fused_relu = !keeps_z(k);  // (hidden ReLU layers) h = relu(in · Wᵀ + b) in one rounding
@@ -155,7 +154,8 @@ void GpuMlpLane<Tc, Tm>::loss(Activations& a, bool training, const Stats& s, dou
   const PointStats grad_stats = training ? point(s, tensor(static_cast<int>(last), activation_grad), true) : PointStats{};
   if (training) flag_slot(s, "loss", 0, static_cast<int>(next_point_), true);  // the CPU checks the loss after its gradient
   kernels::loss_rows<Tc>(a.z[last].get(), a.has_labels ? a.labels.get() : nullptr, a.has_targets ? a.targets.get() : nullptr,
-                         rows, n, mse ? 1 : 0, training ? &scaler_.get()->scale : nullptr, a.terms.get(),
+                         rows, n, mse ? 1 : 0, model_.loss_logits == sim::LossLogits::fp32 ? 1 : 0,
+                         training ? &scaler_.get()->scale : nullptr, a.terms.get(),
                          training ? a.gz[last % 2].get() : nullptr, a.correct.get(), grad_stats, stream_.get());
   kernels::sum_terms(a.terms.get(), mse ? rows * n : rows, mse ? 1.0 : 1.0 / static_cast<double>(rows), exact_, total,
                      stream_.get());

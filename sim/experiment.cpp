@@ -74,6 +74,22 @@ DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
   return d;
 }
 
+// "loss": "cross_entropy" | "mse", or {"type": ..., "logits": "autocast" | "fp32"} (cross-entropy only).
+void parse_loss(JsonObject& o, ModelConfig& m) {
+  const std::vector<std::string> types = {"cross_entropy", "mse"};
+  std::string type = "cross_entropy", logits = "autocast";
+  if (o.has("loss") && o.value("loss").is_object()) {
+    JsonObject l = o.object("loss");
+    type = l.choice("type", types, "cross_entropy");
+    if (type == "cross_entropy") logits = l.choice("logits", {"autocast", "fp32"}, "autocast");
+    l.finish();
+  } else {
+    type = o.choice("loss", types, "cross_entropy");
+  }
+  m.loss = type == "mse" ? LossType::mse : LossType::cross_entropy;
+  m.loss_logits = logits == "fp32" ? LossLogits::fp32 : LossLogits::autocast;
+}
+
 ModelConfig parse_model(JsonObject o, InitConfig& init, const std::filesystem::path& base) {
   ModelConfig m;
   o.choice("type", {"mlp"}, "mlp");
@@ -270,8 +286,7 @@ Experiment parse_experiment(const json& j, const std::filesystem::path& base_dir
   if (e.batch_size <= 0) o.fail("batch_size", "must be positive");
   e.data = parse_data(o.object("data"), base_dir);
   e.model = parse_model(o.object("model"), e.init, base_dir);
-  const std::string loss = o.choice("loss", {"cross_entropy", "mse"}, "cross_entropy");
-  e.model.loss = loss == "mse" ? LossType::mse : LossType::cross_entropy;
+  parse_loss(o, e.model);
   e.optimizer = o.has("optimizer") ? parse_optimizer(o.object("optimizer")) : OptimizerConfig{};
   const json& lanes = o.array("lanes");
   if (lanes.empty()) o.fail("lanes", "needs at least one lane");
@@ -359,7 +374,8 @@ json resolved_json(const Experiment& e) {
   if (e.init.kind != InitConfig::Kind::seeded)
     m["init"] = {{e.init.kind == InitConfig::Kind::npz ? "npz" : "safetensors", e.init.path.string()}, {"prefix", e.init.prefix}};
   j["model"] = m;
-  j["loss"] = std::string(to_string(e.model.loss));
+  j["loss"] = {{"type", std::string(to_string(e.model.loss))}};
+  if (e.model.loss == LossType::cross_entropy) j["loss"]["logits"] = std::string(to_string(e.model.loss_logits));
   const OptimizerConfig& o = e.optimizer;
   json opt{{"type", o.type == OptimizerConfig::Type::sgd ? "sgd" : o.type == OptimizerConfig::Type::adam ? "adam" : "adamw"},
            {"lr", o.lr}, {"weight_decay", o.weight_decay}};

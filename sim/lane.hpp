@@ -87,6 +87,9 @@ class Lane {
     return v;
   }
   virtual const std::vector<TensorInfo>& tensors() const = 0;
+  // The last step's values of tensor `index` of tensors(), in the lane's format, as double (for per-tensor
+  // comparisons with PyTorch and between backends). False where the lane does not keep them on the host.
+  virtual bool read_tensor(std::size_t /*index*/, std::vector<double>& /*out*/) const { return false; }
 };
 
 // Builds the lane for its recipe's storage: float32 (every rounded recipe), float64, or exact (113-bit).

@@ -142,6 +142,10 @@ class RoundedOps {
 
   // The loss is computed in double and kept as float32, as autocast keeps it.
   double loss_value(double loss) const { return static_cast<float>(loss); }
+  // The loss's inner rounding points (log-probabilities, the backward's seed): single values, to nearest, not
+  // counted (no tensor of the catalogue holds them).
+  double to_format(Role r, double v) const { return sim::round(v, role(r).format); }
+  static double to_float32(double v) { return static_cast<float>(v); }
   // d loss / d logits: float32 first (the loss precision), then the cast to the gradient format.
   void store_loss_grad(std::size_t tensor, std::span<const double> in, std::span<float> out, StepLog& log) {
     for (std::size_t i = 0; i < in.size(); ++i) out[i] = static_cast<float>(in[i]);
@@ -223,6 +227,8 @@ class WideOps {
     log.check_finite<V>(tensor, out);
   }
   V loss_value(const V& loss) const { return loss; }
+  V to_format(Role, const V& v) const { return v; }
+  static V to_float32(const V& v) { return v; }
   void store_loss_grad(std::size_t tensor, std::span<const V> in, std::span<V> out, StepLog& log) {
     store(Role::gradients, tensor, in, out, log);
   }

@@ -2,10 +2,11 @@
 // point, GEMM and cast does; this file is the readable spec of the model's forward and backward pass:
 //
 //   a0 = cast(x)                                                    input      (batch, in)
-//   per layer k:  zk = round(round(a_{k-1} · Wkᵀ) + bk)             GEMM in the lane's accumulation model
+//   per layer k:  zk = round(a_{k-1} · Wkᵀ + bk)                    GEMM in the lane's accumulation model, the bias
+//                                                                   added to its float32 result, rounded once
 //                 hk = round(act(zk)), then round(LayerNorm(hk))    hidden layers only
-//   loss = mean cross-entropy (or MSE) of the logits, in the loss precision, times the loss scale S
-//   backward:     dz = round(S · dloss/dlogits)
+//   loss = mean cross-entropy over lp = round(log_softmax(z)) (the logits' format, or float32), or MSE
+//   backward:     dz = round(g·onehot − exp(lp)·g), g = round(−S/B) (cross-entropy; MSE: round(S · dloss/dz))
 //                 dWk = round(dzᵀ · a_{k-1}), dbk = round(Σ dz), da = round(dz · Wk), dz_{k-1} = round(da · act')
 //   master gradients, unscaled by 1/S, checked for inf/NaN; the optimizer updates the master weights.
 #pragma once
@@ -150,6 +151,18 @@ class MlpLane final : public Lane {
       flatten({&L.weight.data, &L.bias, &L.gamma, &L.beta}, out[k]);
     }
   }
+  bool read_tensor(std::size_t index, std::vector<double>& out) const override {
+    if (index == input_tensor) {
+      flatten({&input_.data}, out);
+      return true;
+    }
+    if (index >= tensors_.size()) return false;
+    const Layer& L = layers_[(index - 1) / 6];
+    const std::vector<T>* const values[] = {&L.weight.data, &L.bias,      &L.grad_weight.data,
+                                            &L.grad_bias,   &L.out.data, &L.grad_z.data};
+    flatten({values[(index - 1) % 6]}, out);
+    return true;
+  }
   void read_gradients(LayerValues& out) const override {
     out.resize(layers_.size());
     for (std::size_t k = 0; k < layers_.size(); ++k) {
@@ -205,16 +218,16 @@ class MlpLane final : public Lane {
       // Bias (and LayerNorm) parameters join values of the activation format (AMP: fp16, FP8: fp32).
       L.bias_c.resize(L.bias.size());
       ops_.cast(Role::activations, tensor(k, bias), L.bias, L.bias_c, log_);
-      // GEMM input (FP8: its own scaled cast) and the GEMM, whose result is rounded to the activation format.
+      // GEMM input (FP8: its own scaled cast) and the GEMM. The bias joins in the GEMM's epilogue, as cuBLASLt
+      // does for PyTorch's Linear: the float32 result plus the bias in one float32 addition, rounded once to the
+      // activation format (docs/recipes.md).
       L.input = Matrix<T>(batch, a->cols);
       L.input_descale = ops_.quantize(Role::gemm_input, 3 * k, input_of(k), a->values(), L.input.values(), log_);
       Matrix<T> y(batch, out);
       ops_.gemm(View<T>::of(L.input), View<T>::of(L.weight_c).transposed(), y.values(), L.input_descale * L.weight_descale);
-      ops_.cast(Role::activations, tensor(k, activation), y.values(), y.values(), log_);
-      // bias
       wide.resize(static_cast<std::size_t>(batch * out));
       for (std::int64_t i = 0; i < batch; ++i)
-        for (std::int64_t j = 0; j < out; ++j) wide[i * out + j] = W(y(i, j)) + W(L.bias_c[static_cast<std::size_t>(j)]);
+        for (std::int64_t j = 0; j < out; ++j) wide[i * out + j] = W(y(i, j) + L.bias_c[static_cast<std::size_t>(j)]);
       L.z = Matrix<T>(batch, out);
       ops_.store(Role::activations, tensor(k, activation), wide, L.z.values(), log_);
       if (k + 1 == model_.layers()) {
@@ -280,6 +293,12 @@ class MlpLane final : public Lane {
   }
 
   // d act / d z at z (h = act(z) where that is cheaper).
+  // d loss / d z from d loss / d h. ReLU as PyTorch's threshold_backward: the gradient where z > 0, else +0 (a
+  // product with a zero slope would give -0 for negative gradients).
+  W activation_backward(const W& da, const W& z, const W& h) const {
+    if (model_.activation == Activation::relu) return z > W(0) ? da : W(0);
+    return da * activation_slope(z, h);
+  }
   W activation_slope(const W& z, const W& h) const {
     switch (model_.activation) {
       case Activation::relu: return z > W(0) ? W(1) : W(0);
@@ -307,6 +326,14 @@ class MlpLane final : public Lane {
     std::vector<W> grad(static_cast<std::size_t>(batch * n));
     W total(0);
     const W s(scale), inv_batch = W(1) / W(static_cast<double>(batch));
+    // Cross-entropy as PyTorch computes it (docs/recipes.md): log_softmax in float32 math, its output rounded to
+    // the logits' format (autocast: F.cross_entropy is not promoted) or to float32 (logits cast first); nll and
+    // the mean in float32. Backward: the seed g = -S/B (float32; under autocast, the cast's backward rounds it to
+    // the gradient format), then log_softmax's backward on its rounded output, dz = g·onehot - exp(lp)·g.
+    const bool autocast = model_.loss_logits == LossLogits::autocast;
+    const W seed = autocast ? ops_.to_format(Role::gradients, ops_.to_float32(-s / W(static_cast<double>(batch))))
+                            : ops_.to_float32(-s / W(static_cast<double>(batch)));
+    std::vector<W> log_probs(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < batch; ++i) {
       std::int64_t best = 0;
       for (std::int64_t j = 1; j < n; ++j)
@@ -318,11 +345,13 @@ class MlpLane final : public Lane {
         W sum(0);
         for (std::int64_t j = 0; j < n; ++j) sum += lanemath::exp(W(z(i, j)) - m);
         const W lse = m + lanemath::log(sum);
-        total += lse - W(z(i, y));
         for (std::int64_t j = 0; j < n; ++j) {
-          const W p = lanemath::exp(W(z(i, j)) - lse);
-          grad[i * n + j] = s * (p - (j == y ? W(1) : W(0))) * inv_batch;
+          const W lp = W(z(i, j)) - lse;
+          log_probs[static_cast<std::size_t>(j)] = autocast ? ops_.to_format(Role::activations, lp) : ops_.to_float32(lp);
         }
+        total -= log_probs[static_cast<std::size_t>(y)];
+        for (std::int64_t j = 0; j < n; ++j)
+          grad[i * n + j] = (j == y ? seed : W(0)) - lanemath::exp(log_probs[static_cast<std::size_t>(j)]) * seed;
       } else {
         const W inv_count = W(1) / W(static_cast<double>(batch * n));
         for (std::int64_t j = 0; j < n; ++j) {
@@ -336,7 +365,12 @@ class MlpLane final : public Lane {
     if (model_.loss == LossType::cross_entropy) total *= inv_batch;
     if (gradients) {
       last.grad_z = Matrix<T>(batch, n);
-      ops_.store_loss_grad(tensor(model_.layers() - 1, activation_grad), grad, last.grad_z.values(), log_);
+      const std::size_t dz = tensor(model_.layers() - 1, activation_grad);
+      if (model_.loss == LossType::cross_entropy && autocast) {
+        ops_.store(Role::gradients, dz, grad, last.grad_z.values(), log_);  // one rounding, as log_softmax's backward
+      } else {
+        ops_.store_loss_grad(dz, grad, last.grad_z.values(), log_);  // float32 first, then the cast's backward
+      }
     }
     return ops_.loss_value(total);
   }
@@ -372,9 +406,8 @@ class MlpLane final : public Lane {
         ops_.store(Role::gradients, tensor(k - 1, activation_grad), wide, dh.values(), log_);
         da = std::move(dh);
       }
-      for (std::int64_t i = 0; i < batch * n; ++i)
-        wide[static_cast<std::size_t>(i)] = W(da.data[static_cast<std::size_t>(i)]) *
-                                             activation_slope(W(P.z.data[static_cast<std::size_t>(i)]), W(P.h.data[static_cast<std::size_t>(i)]));
+      for (std::size_t i = 0; i < static_cast<std::size_t>(batch * n); ++i)
+        wide[i] = activation_backward(W(da.data[i]), W(P.z.data[i]), W(P.h.data[i]));
       P.grad_z = Matrix<T>(batch, n);
       ops_.store(Role::gradients, tensor(k - 1, activation_grad), wide, P.grad_z.values(), log_);
     }

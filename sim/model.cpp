@@ -18,6 +18,7 @@ std::string_view to_string(Activation a) {
 }
 
 std::string_view to_string(LossType l) { return l == LossType::cross_entropy ? "cross_entropy" : "mse"; }
+std::string_view to_string(LossLogits l) { return l == LossLogits::autocast ? "autocast" : "fp32"; }
 
 std::int64_t ModelConfig::parameters() const {
   std::int64_t n = 0;

@@ -13,8 +13,13 @@ namespace mpscope::sim {
 
 enum class Activation { relu, gelu, gelu_tanh, tanh, sigmoid };
 enum class LossType { cross_entropy, mse };
+// Which precision cross-entropy's log-probabilities have (docs/recipes.md). `autocast`: PyTorch's F.cross_entropy on
+// the logits as they are: under autocast it is not promoted, so log_softmax rounds to the logits' format (fp16,
+// bf16) and the gradient flows back through those rounded values. `fp32`: F.cross_entropy(logits.float(), y).
+enum class LossLogits { autocast, fp32 };
 std::string_view to_string(Activation a);
 std::string_view to_string(LossType l);
+std::string_view to_string(LossLogits l);
 
 // Linear layers widths[0] -> widths[1] -> ... -> widths.back(). Each hidden layer is Linear, activation, then
 // (optionally) LayerNorm; the last layer is Linear only (logits, or the regression output).
@@ -24,6 +29,7 @@ struct ModelConfig {
   bool layer_norm = false;
   double layer_norm_eps = 1e-5;
   LossType loss = LossType::cross_entropy;
+  LossLogits loss_logits = LossLogits::autocast;  // cross-entropy only
 
   int layers() const { return static_cast<int>(widths.size()) - 1; }
   std::int64_t parameters() const;

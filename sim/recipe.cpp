@@ -8,7 +8,7 @@ namespace {
 RoleFormat role(const Format& f) { return RoleFormat{f, Rounding::nearest_even}; }
 
 // Mixed precision as PyTorch autocast + GradScaler does it: fp32 master weights and master gradients, GEMMs and
-// activations in the narrow format, softmax / loss in fp32 (the lane code's fixed choice).
+// activations in the narrow format (where each op rounds: docs/recipes.md).
 Recipe amp(const char* name, const Format& narrow) {
   Recipe r;
   r.name = name;

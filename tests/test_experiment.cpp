@@ -51,6 +51,28 @@ TEST(Experiment, ParsesAndResolvesDefaults) {
   EXPECT_EQ(resolved_json(again), r);
 }
 
+// "loss": a name, or {"type", "logits"} (docs/recipes.md): autocast by default, resolved as an object.
+TEST(Experiment, LossTakesTheLogitsPrecision) {
+  const Experiment plain = parse_experiment(base(), ".");
+  EXPECT_EQ(plain.model.loss, LossType::cross_entropy);
+  EXPECT_EQ(plain.model.loss_logits, LossLogits::autocast);
+  EXPECT_EQ(resolved_json(plain)["loss"], json::parse(R"({"type": "cross_entropy", "logits": "autocast"})"));
+  json j = base();
+  j["loss"] = json::parse(R"({"type": "cross_entropy", "logits": "fp32"})");
+  const Experiment cast_first = parse_experiment(j, ".");
+  EXPECT_EQ(cast_first.model.loss_logits, LossLogits::fp32);
+  EXPECT_EQ(resolved_json(parse_experiment(resolved_json(cast_first), ".")), resolved_json(cast_first));
+  j["loss"] = json::parse(R"({"type": "mse"})");
+  EXPECT_EQ(parse_experiment(j, ".").model.loss, LossType::mse);
+  EXPECT_EQ(resolved_json(parse_experiment(j, "."))["loss"], json::parse(R"({"type": "mse"})"));
+  j["loss"] = json::parse(R"({"type": "cross_entropy", "logits": "fp8"})");
+  EXPECT_NE(error_of(j).find("loss.logits: 'fp8' is not one of autocast, fp32"), std::string::npos) << error_of(j);
+  j["loss"] = json::parse(R"({"type": "mse", "logits": "fp32"})");  // MSE is computed in fp32 anyway
+  EXPECT_NE(error_of(j).find("loss.logits: unknown key"), std::string::npos) << error_of(j);
+  j["loss"] = "hinge";
+  EXPECT_NE(error_of(j).find("loss: 'hinge' is not one of cross_entropy, mse"), std::string::npos) << error_of(j);
+}
+
 TEST(Experiment, ErrorsNameTheKeyPath) {
   json j = base();
   j["lanes"][1]["loss_scale"]["type"] = "dynamc";

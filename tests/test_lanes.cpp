@@ -84,7 +84,7 @@ TEST(Lanes, RecordsRoundingEffectsAndHistograms) {
   ASSERT_EQ(r.tensors.size(), amp->tensors().size());
   const TensorRecord& act = record_named(r, *amp, "layer1.activation");
   ASSERT_TRUE(act.effects.has_value());
-  EXPECT_GE(act.effects->elements, 32 * 16 * 2);  // GEMM output, bias addition, activation: three rounding points
+  EXPECT_EQ(act.effects->elements, 32 * 16 * 2);  // two rounding points: the GEMM with its bias, the activation
   EXPECT_EQ(act.histogram.total(), 32 * 16);
   EXPECT_GT(act.histogram.zeros, 0);              // ReLU
   const TensorRecord& weight = record_named(r, *amp, "layer2.weight");
@@ -135,13 +135,21 @@ TEST(Lanes, H100AndFp32AccumulationDiffer) {
   LaneConfig h = lane("fp16-amp");
   h.recipe.mma = Accumulation::h100;
   auto a = make_lane(lane("fp16-amp"), m, w), b = make_lane(h, m, w);
-  double max_diff = 0;
+  // (Compared on the gradients: the loss, a mean of fp16-rounded log-probabilities, often hides the difference.)
+  double max_diff = 0, max_grad = 0;
   for (int s = 0; s < 20; ++s) {
     const Batch batch = random_batch(static_cast<unsigned>(s) + 50, 30.0f, 64);
-    max_diff = std::max(max_diff, std::fabs(a->step(batch, 0.1, false).loss - b->step(batch, 0.1, false).loss));
+    a->step(batch, 0.1, false);
+    b->step(batch, 0.1, false);
+    const LayerValues ga = a->gradients(), gb = b->gradients();
+    for (std::size_t k = 0; k < ga.size(); ++k)
+      for (std::size_t i = 0; i < ga[k].size(); ++i) {
+        max_diff = std::max(max_diff, std::fabs(ga[k][i] - gb[k][i]));
+        max_grad = std::max(max_grad, std::fabs(ga[k][i]));
+      }
   }
   EXPECT_GT(max_diff, 0.0);
-  EXPECT_LT(max_diff, 0.05);
+  EXPECT_LT(max_diff, 0.05 * max_grad);
 }
 
 TEST(Lanes, ReproducibleAndEvaluationHasNoSideEffects) {

@@ -1,6 +1,7 @@
-// samples/torch_spiral.json reproduces PyTorch 2.11's trajectory (samples/torch_spiral_mlp.npz, from
-// PyTorch 2.11 on an H100): fp32 loss within 1e-5 relative at every one of the 500 steps and final weights within 1e-5; fp16-amp
-// within 1% at every step with an identical loss-scale trace; bf16-amp within 2%.
+// samples/torch_spiral.json reproduces PyTorch 2.11's trajectory (samples/torch_spiral_mlp.npz, from PyTorch 2.11
+// on an H100): the fp32 loss within 1e-6 relative at every one of the 500 steps and the final weights within
+// 2e-6; each AMP lane closer to PyTorch's run of its recipe than the recipe's own effect (first 20 steps), within
+// 0.2% (fp16-amp, with an identical loss-scale trace) and 1% (bf16-amp) at every step.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -26,27 +27,46 @@ TEST(TorchAgreement, SpiralTrajectories) {
   }
   const analysis::RunReader run(file);
   const sim::NpzFile torch(samples / "torch_spiral_mlp.npz");
+  const auto torch_loss = [&](const std::string& mode) {
+    const sim::NpyArray a = torch.read(mode + ".loss");
+    return std::vector<double>(a.values<double>().begin(), a.values<double>().end());
+  };
+  const std::vector<double> torch_fp32 = torch_loss("fp32");
+  // Per lane: the largest relative loss difference allowed at any of the 500 steps (measured: fp32 1.7e-7, fp16-amp
+  // 5.8e-4, bf16-amp 3.4e-3; chaotic growth of the first differences sets the AMP figures), and for the AMP lanes
+  // the first-20-steps test: mean |lane - PyTorch's same recipe| at most 0.3x mean |PyTorch's recipe - PyTorch's
+  // fp32| (the effect of the recipe itself: a lane that rounded where fp32 does not would sit near 1x).
   const struct {
     const char* lane;
     const char* mode;
     double tolerance;
-  } cases[] = {{"fp32", "fp32", 1e-5}, {"fp16-amp", "amp_fp16", 0.01}, {"bf16-amp", "amp_bf16", 0.02}};
+  } cases[] = {{"fp32", "fp32", 1e-6}, {"fp16-amp", "amp_fp16", 2e-3}, {"bf16-amp", "amp_bf16", 1e-2}};
   for (const auto& c : cases) {
     const auto lanes = run.lanes();
     const auto lane = std::find_if(lanes.begin(), lanes.end(), [&](const auto& l) { return l.name == c.lane; });
     ASSERT_NE(lane, lanes.end());
     const auto steps = run.steps(lane->id);
-    const sim::NpyArray reference = torch.read(std::string(c.mode) + ".loss");
-    const auto loss = reference.values<double>();
+    const std::vector<double> loss = torch_loss(c.mode);
     ASSERT_EQ(steps.size(), 500u);
-    double worst = 0;
+    double worst = 0, near = 0, effect = 0;
     for (std::size_t i = 0; i < 500; ++i) {
       const double rel = std::fabs(steps[i].loss - loss[i]) / std::fabs(loss[i]);
       worst = std::max(worst, rel);
       ASSERT_LE(rel, c.tolerance) << c.lane << " step " << i << ": " << steps[i].loss << " vs PyTorch " << loss[i];
+      if (i < 20) {
+        near += std::fabs(steps[i].loss - loss[i]) / 20;
+        effect += std::fabs(loss[i] - torch_fp32[i]) / 20;
+      }
     }
     RecordProperty(std::string(c.lane) + "_worst_relative_loss_difference", std::to_string(worst));
-    std::cout << c.lane << ": largest relative loss difference from PyTorch over 500 steps: " << worst << "\n";
+    std::cout << c.lane << ": largest relative loss difference from PyTorch over 500 steps: " << worst
+              << "; first 20 steps: mean |loss - PyTorch| " << near;
+    if (std::string(c.mode) == "fp32") {
+      std::cout << "\n";
+    } else {
+      std::cout << ", mean |PyTorch " << c.mode << " - PyTorch fp32| " << effect << " (ratio " << near / effect << ")\n";
+      EXPECT_LE(near, 0.3 * effect) << c.lane << ": closer to PyTorch's fp32 run than to its " << c.mode << " run";
+    }
     if (std::string(c.mode) == "amp_fp16") {
       const sim::NpyArray scale = torch.read("amp_fp16.scale");
       // PyTorch records the scale after each update; the run records the scale each step used: shift by one.
@@ -78,8 +98,8 @@ TEST(TorchAgreement, Fp32FinalWeights) {
       max_abs = std::max(max_abs, std::fabs(want[i]));
       max_diff = std::max(max_diff, std::fabs(weights[static_cast<std::size_t>(k)][i] - want[i]));
     }
-    // every element within 1e-5 of the tensor's scale (its largest magnitude)
-    EXPECT_LE(max_diff, 1e-5 * max_abs) << "layer " << k + 1 << ": " << max_diff << " of " << max_abs;
+    // every element within 2e-6 of the tensor's scale (its largest magnitude; measured: at most 4.6e-7)
+    EXPECT_LE(max_diff, 2e-6 * max_abs) << "layer " << k + 1 << ": " << max_diff << " of " << max_abs;
     std::cout << "layer " << k + 1 << ": largest weight difference from PyTorch " << max_diff << " (scale " << max_abs << ")\n";
   }
 }

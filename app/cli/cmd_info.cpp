@@ -16,13 +16,23 @@ std::string opt(const std::optional<std::int64_t>& v) { return v ? std::to_strin
 void info(const std::string& path, bool all_events) {
   const analysis::RunReader run(path);
   const analysis::RunSummary s = run.summary();
-  std::string name = "?";
+  std::string name = "?", loss = "?";
   try {
-    name = nlohmann::json::parse(s.resolved_json).value("name", "?");
+    const nlohmann::json resolved = nlohmann::json::parse(s.resolved_json);
+    name = resolved.value("name", "?");
+    const nlohmann::json l = resolved.value("loss", nlohmann::json());
+    if (l.is_string()) loss = l.get<std::string>();  // (runs written before the loss's logits option)
+    if (l.is_object()) {
+      loss = l.value("type", "?");
+      if (l.contains("logits"))
+        loss += l["logits"] == "fp32" ? " (log-probabilities in fp32: the logits cast first)"
+                                      : " (log-probabilities rounded to the logits' format, as autocast does)";
+    }
   } catch (const nlohmann::json::exception&) {
   }
   std::cout << "run          " << path << "\n"
             << "experiment   " << name << " (" << s.experiment_path << ")\n"
+            << "loss         " << loss << "\n"
             << "status       " << s.status << (s.status == "running" ? " (still being written, or the writer was killed)" : "")
             << "\n"
             << "steps        " << s.steps_done << " of " << s.steps_planned << " recorded\n"

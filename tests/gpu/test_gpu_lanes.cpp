@@ -197,6 +197,12 @@ TEST(GpuExactLane, EveryOperationMatchesTheCpuLane) {
       expect_lockstep_identical(s, lane_config("bf16-amp", sim::Accumulation::fp32), 6, 5);
     }
   }
+  for (const char* recipe : {"fp16-amp", "bf16-amp"}) {  // cross-entropy of the logits cast to float32 first
+    Problem s = spiral_problem();
+    s.model.loss_logits = sim::LossLogits::fp32;
+    SCOPED_TRACE(std::string(recipe) + ", \"logits\": \"fp32\"");
+    expect_lockstep_identical(s, lane_config(recipe, std::string(recipe) == "fp16-amp" ? sim::Accumulation::h100 : sim::Accumulation::fp32), 12, 5);
+  }
   {  // MSE on one-hot labels, and regression targets
     Problem s = spiral_problem();
     s.model.loss = sim::LossType::mse;
@@ -405,8 +411,9 @@ TEST(GpuTrainer, CpuAndGpuLanesInLockstep) {
   ASSERT_TRUE(r.lanes[1].final_weight_distance.has_value());
   EXPECT_EQ(*r.lanes[1].final_weight_distance, 0.0);
   EXPECT_EQ(*r.lanes[1].max_loss_delta, 0.0);
+  // The cuBLAS lane: close. (On an H200 it is even bit-identical here: cuBLAS's fp16 GEMMs of these shapes chain
+  // 16-product blocks as the h100 model does, and its bias epilogue rounds once as the CPU lane now does.)
   ASSERT_TRUE(r.lanes[2].final_weight_distance.has_value());
-  EXPECT_GT(*r.lanes[2].final_weight_distance, 0.0);
   EXPECT_LT(*r.lanes[2].final_weight_distance, 0.05);
   EXPECT_EQ(r.lanes[2].verdict, "ok");
   std::cout << "gpu-fast vs CPU h100 after 60 steps: weight distance " << *r.lanes[2].final_weight_distance

@@ -68,6 +68,12 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   layers_->setToolTip("Widths from the input to the output, e.g. 2, 64, 64, 3");
   activation_ = new QComboBox;
   activation_->addItems({"relu", "gelu", "gelu_tanh", "tanh", "sigmoid"});
+  loss_ = new QComboBox;  // (docs/recipes.md: where cross-entropy rounds)
+  loss_->addItem("cross-entropy (as autocast: log-probs in the logits' format)", "autocast");
+  loss_->addItem("cross-entropy of the logits cast to fp32", "fp32");
+  loss_->addItem("mse", "mse");
+  loss_->setToolTip("F.cross_entropy(logits, y) under autocast rounds the log-probabilities to fp16/bf16;\n"
+                    "F.cross_entropy(logits.float(), y) keeps them in fp32");
   optimizer_ = new QComboBox;
   optimizer_->addItems({"sgd", "adam", "adamw"});
   lr_ = new QLineEdit;
@@ -80,6 +86,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   form->addRow("Batch size", batch_);
   form->addRow("Layers", layers_);
   form->addRow("Activation", activation_);
+  form->addRow("Loss", loss_);
   form->addRow("Optimizer", optimizer_);
   form->addRow("Learning rate", lr_);
 
@@ -109,7 +116,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   layout->addWidget(new QLabel("Lanes (double-click a cell to change it)"));
   layout->addWidget(lane_table_, 1);
   layout->addLayout(lane_buttons);
-  editors_ = {name_, data_, steps_, batch_, layers_, activation_, optimizer_, lr_, lane_table_, add_recipe_, add, remove, scenario_};
+  editors_ = {name_, data_, steps_, batch_, layers_, activation_, loss_, optimizer_, lr_, lane_table_, add_recipe_, add, remove, scenario_};
 
   connect(scenario_, &QComboBox::activated, this, [this](int index) {
     if (index > 0) emit scenarioChosen(scenario_->itemData(index).toString());
@@ -126,7 +133,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   connect(lanes_, &QAbstractItemModel::dataChanged, this, &ExperimentPanel::edited);
   for (auto* e : {name_, layers_, lr_}) connect(e, &QLineEdit::textEdited, this, &ExperimentPanel::edited);
   for (auto* s : {steps_, batch_}) connect(s, &QSpinBox::valueChanged, this, &ExperimentPanel::edited);
-  for (auto* c : {activation_, optimizer_, data_}) connect(c, &QComboBox::activated, this, &ExperimentPanel::edited);
+  for (auto* c : {activation_, loss_, optimizer_, data_}) connect(c, &QComboBox::activated, this, &ExperimentPanel::edited);
 }
 
 void ExperimentPanel::setFile(const std::filesystem::path& file) {
@@ -155,6 +162,10 @@ void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesyst
   for (const auto& w : model.value("layers", nlohmann::json::array())) widths << QString::number(w.get<long long>());
   layers_->setText(widths.join(", "));
   activation_->setCurrentText(QString::fromStdString(model.value("activation", "relu")));
+  const nlohmann::json loss = e.value("loss", nlohmann::json("cross_entropy"));
+  const std::string type = loss.is_object() ? loss.value("type", "cross_entropy") : loss.is_string() ? loss.get<std::string>() : "";
+  const std::string logits = loss.is_object() ? loss.value("logits", "autocast") : "autocast";
+  loss_->setCurrentIndex(std::max(0, loss_->findData(QString::fromStdString(type == "mse" ? "mse" : logits))));
   const nlohmann::json opt = e.value("optimizer", nlohmann::json::object());
   optimizer_->setCurrentText(QString::fromStdString(opt.value("type", "sgd")));
   lr_->setText(QString::fromStdString(sim::shortest(opt.value("lr", 0.01))));
@@ -185,6 +196,8 @@ nlohmann::json ExperimentPanel::experiment() const {
   if (!e.contains("model") || !e["model"].is_object()) e["model"] = nlohmann::json::object();
   e["model"]["layers"] = widths;
   e["model"]["activation"] = activation_->currentText().toStdString();
+  const std::string loss = loss_->currentData().toString().toStdString();
+  e["loss"] = loss == "mse" ? nlohmann::json("mse") : nlohmann::json{{"type", "cross_entropy"}, {"logits", loss}};
   if (!e.contains("optimizer") || !e["optimizer"].is_object()) e["optimizer"] = nlohmann::json::object();
   e["optimizer"]["type"] = optimizer_->currentText().toStdString();
   bool lr_ok = false;

@@ -46,6 +46,7 @@ class ExperimentPanel : public QWidget {
   QSpinBox* batch_;
   QLineEdit* layers_;
   QComboBox* activation_;
+  QComboBox* loss_;
   QComboBox* optimizer_;
   QLineEdit* lr_;
   QComboBox* data_;  // the data source: the file's own data, or a synthetic set with its defaults
