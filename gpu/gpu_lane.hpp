@@ -1,9 +1,9 @@
 // GPU lanes: the model of sim/mlp_lane.hpp trained on a CUDA device in real FP16/BF16/FP32 arithmetic, behind the
 // same sim::Lane interface, so that CPU and GPU lanes run in lockstep in one experiment. No CUDA types here.
 //
-// Recipes: fp32 (no TF32), fp16-amp, bf16-amp (float32 master weights), fp16-pure, fp8 (delayed scaling). Loss scaling, the inf/NaN
-// check and the optimizer run on the device; the host reads back one small block per step (and the statistics
-// on recorded steps). Two GEMM modes:
+// Recipes: fp32 (no TF32), fp16-amp, bf16-amp (float32 master weights), fp16-pure, fp8 (delayed scaling). Loss
+// scaling, the inf/NaN check and the optimizer run on the device; the host reads back one small block per step
+// (and the statistics on recorded steps). Two GEMM modes:
 //   fast   cuBLASLt on the tensor cores, what production training runs: bias (and ReLU) fused into the forward
 //          GEMMs' epilogues, whose outputs cuBLAS rounds itself (those rounding points are not counted); weight
 //          gradients come out in float32 and are rounded by mpscope, so that their underflow is counted. Each step

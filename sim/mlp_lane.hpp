@@ -157,10 +157,10 @@ class MlpLane final : public Lane {
       return true;
     }
     if (index >= tensors_.size()) return false;
-    const Layer& L = layers_[(index - 1) / 6];
-    const std::vector<T>* const values[] = {&L.weight.data, &L.bias,      &L.grad_weight.data,
-                                            &L.grad_bias,   &L.out.data, &L.grad_z.data};
-    flatten({values[(index - 1) % 6]}, out);
+    const Layer& L = layers_[(index - 1) / kinds];
+    const std::vector<T>* const values[kinds] = {&L.weight.data, &L.bias,      &L.grad_weight.data,  // in Kind's order
+                                                 &L.grad_bias,   &L.out.data, &L.grad_z.data};
+    flatten({values[(index - 1) % kinds]}, out);
     return true;
   }
   void read_gradients(LayerValues& out) const override {
@@ -173,7 +173,8 @@ class MlpLane final : public Lane {
 
  private:
   enum Kind { weight = 0, bias, weight_grad, bias_grad, activation, activation_grad };
-  static std::size_t tensor(int layer, Kind kind) { return 1 + 6 * static_cast<std::size_t>(layer) + kind; }
+  static constexpr std::size_t kinds = 6;  // tensors per layer, in Kind's order after the input
+  static std::size_t tensor(int layer, Kind kind) { return 1 + kinds * static_cast<std::size_t>(layer) + kind; }
   static constexpr std::size_t input_tensor = 0;
   // The tensor a layer's input belongs to: the network input, or the previous layer's output.
   static std::size_t input_of(int layer) { return layer == 0 ? input_tensor : tensor(layer - 1, activation); }
@@ -292,13 +293,13 @@ class MlpLane final : public Lane {
     return z;
   }
 
-  // d act / d z at z (h = act(z) where that is cheaper).
   // d loss / d z from d loss / d h. ReLU as PyTorch's threshold_backward: the gradient where z > 0, else +0 (a
   // product with a zero slope would give -0 for negative gradients).
   W activation_backward(const W& da, const W& z, const W& h) const {
     if (model_.activation == Activation::relu) return z > W(0) ? da : W(0);
     return da * activation_slope(z, h);
   }
+  // d act / d z at z (h = act(z) where that is cheaper).
   W activation_slope(const W& z, const W& h) const {
     switch (model_.activation) {
       case Activation::relu: return z > W(0) ? W(1) : W(0);
@@ -331,8 +332,8 @@ class MlpLane final : public Lane {
     // the mean in float32. Backward: the seed g = -S/B (float32; under autocast, the cast's backward rounds it to
     // the gradient format), then log_softmax's backward on its rounded output, dz = g·onehot - exp(lp)·g.
     const bool autocast = model_.loss_logits == LossLogits::autocast;
-    const W seed = autocast ? ops_.to_format(Role::gradients, ops_.to_float32(-s / W(static_cast<double>(batch))))
-                            : ops_.to_float32(-s / W(static_cast<double>(batch)));
+    const W seed32 = ops_.to_float32(-s / W(static_cast<double>(batch)));
+    const W seed = autocast ? ops_.to_format(Role::gradients, seed32) : seed32;
     std::vector<W> log_probs(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < batch; ++i) {
       std::int64_t best = 0;

@@ -1,6 +1,7 @@
 // Comparing a lane's tensor with PyTorch's, as docs/recipes.md states the contract: at least 99.9% of the values
 // bit-identical (a zero's sign included) and every other value within 1 ulp of the tensor's format (cuBLAS
-// accumulates in another order than a lane may). Shared by the CPU and GPU suites.
+// accumulates in another order than a lane may); and the step-0 oracle's lane set-up and arrays. Shared by the CPU
+// and GPU suites.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,6 +14,8 @@
 #include <vector>
 
 #include "sim/format.hpp"
+#include "sim/lane.hpp"
+#include "sim/npy.hpp"
 #include "sim/rounding.hpp"
 
 namespace mpscope::test {
@@ -51,6 +54,31 @@ inline void expect_torch_agreement(const std::string& what, const std::vector<do
   std::cout << "  " << what << ": " << a.identical << "/" << a.values << " identical";
   if (a.identical < a.values) std::cout << ", the others at most " << a.worst_ulps << " ulps off";
   std::cout << "\n";
+}
+
+// A lane of `recipe` as the step-0 oracle (tests/data/autocast_mlp.npz) ran it: no loss scaling (a plain
+// loss.backward()), the experiment's optimizer.
+inline sim::LaneConfig step_zero_lane(const std::string& recipe, sim::Accumulation mma, const sim::OptimizerConfig& o) {
+  sim::LaneConfig config;
+  config.name = recipe;
+  config.recipe = sim::recipe_preset(recipe);
+  config.recipe.mma = mma;
+  config.optimizer = o;
+  return config;
+}
+
+// One array of an oracle file, as float32 values.
+inline std::vector<float> torch_values(const sim::NpzFile& torch, const std::string& key) {
+  const sim::NpyArray a = torch.read(key);
+  return std::vector<float>(a.values<float>().begin(), a.values<float>().end());
+}
+
+// PyTorch's .grad of Linear module `module` ("0", "2", ...) in the layout of Lane::gradients(): weight, then bias.
+inline std::vector<float> torch_linear_grads(const sim::NpzFile& torch, const std::string& prefix, const std::string& module) {
+  std::vector<float> both = torch_values(torch, prefix + "grad." + module + ".weight");
+  const std::vector<float> bias = torch_values(torch, prefix + "grad." + module + ".bias");
+  both.insert(both.end(), bias.begin(), bias.end());
+  return both;
 }
 
 }  // namespace mpscope::test

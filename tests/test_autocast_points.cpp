@@ -39,21 +39,14 @@ TEST_P(AutocastStepZero, EveryTensorAsPyTorchRoundsIt) {
   sim::Experiment e = sim::load_experiment(samples / "torch_spiral.json");
   ASSERT_EQ(e.model.loss_logits, sim::LossLogits::autocast);  // the default: F.cross_entropy on the logits
   const sim::Prepared p = sim::prepare(e);
-  sim::LaneConfig config;
-  config.name = c.recipe;
-  config.recipe = sim::recipe_preset(c.recipe);
-  config.recipe.mma = c.mma;
-  config.optimizer = e.optimizer;  // (loss scaling: none, as the oracle's loss.backward())
+  const sim::LaneConfig config = test::step_zero_lane(c.recipe, c.mma, e.optimizer);
   auto lane = sim::make_lane(config, e.model, p.init);
   sim::Batcher batches(p.data, e.batch_size, e.seed);
   const sim::Batch batch = batches.batch(0);
 
   const sim::NpzFile torch(mpscope::test::data_dir() / "autocast_mlp.npz");
   const std::string key = std::string("mlp.") + c.mode + ".";
-  const auto want = [&](const std::string& name) {
-    const sim::NpyArray a = torch.read(key + name);
-    return std::vector<float>(a.values<float>().begin(), a.values<float>().end());
-  };
+  const auto want = [&](const std::string& name) { return test::torch_values(torch, key + name); };
   // The batch is PyTorch's first one (its input before autocast's cast).
   const auto x = want("0.in");
   ASSERT_EQ(x.size(), batch.x.data.size());
@@ -90,10 +83,8 @@ TEST_P(AutocastStepZero, EveryTensorAsPyTorchRoundsIt) {
   const sim::LayerValues grads = lane->gradients();
   for (int k = 0; k < 3; ++k) {
     const std::string module = std::to_string(2 * k);
-    const auto w = want("grad." + module + ".weight"), b = want("grad." + module + ".bias");
-    std::vector<float> both(w.begin(), w.end());
-    both.insert(both.end(), b.begin(), b.end());
-    test::expect_torch_agreement("grad." + module + ".{weight,bias}", grads[static_cast<std::size_t>(k)], both, f);
+    test::expect_torch_agreement("grad." + module + ".{weight,bias}", grads[static_cast<std::size_t>(k)],
+                                 test::torch_linear_grads(torch, key, module), f);
   }
 }
 
@@ -111,10 +102,7 @@ TEST(AutocastLoss, Fp32LogitsOptionIsTheCastFirstLoss) {
   const fs::path samples = fs::path(MPSCOPE_SOURCE_DIR) / "samples";
   sim::Experiment e = sim::load_experiment(samples / "torch_spiral.json");
   const sim::Prepared p = sim::prepare(e);
-  sim::LaneConfig config;
-  config.name = "fp16-amp";
-  config.recipe = sim::recipe_preset("fp16-amp");
-  config.recipe.mma = sim::Accumulation::h100;
+  const sim::LaneConfig config = test::step_zero_lane("fp16-amp", sim::Accumulation::h100, e.optimizer);
   sim::Batcher batches(p.data, e.batch_size, e.seed);
   const sim::Batch batch = batches.batch(0);
   const double autocast = sim::make_lane(config, e.model, p.init)->step(batch, 0.0, false).loss;

@@ -2,7 +2,8 @@
 //             [--inspect VALUE] [--underflow-lane LANE] [--unscaled]
 // With an experiment it trains it; with a run file it shows it (following it while another process writes it).
 // --export-png renders the whole dashboard once training or loading is done; --quit exits after that (and, as no
-// one watches the window then, prints training progress on stderr). Works under QT_QPA_PLATFORM=offscreen. Exit status: 0 done, 2 bad input, 3 training or export failed.
+// one watches the window then, prints training progress on stderr). Works under QT_QPA_PLATFORM=offscreen.
+// Exit status: 0 done, 2 bad input, 3 training or export failed.
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QDir>

@@ -58,11 +58,8 @@ TEST(GpuAutocast, StepZeroMatchesPyTorch) {
     for (const auto& c : cases) {
       if (mode == gpu::GemmMode::fast && std::string(c.recipe) == "bf16-amp") continue;  // open: see the top
       SCOPED_TRACE(std::string(c.recipe) + " " + mode_name(mode));
-      sim::LaneConfig config;
-      config.name = c.recipe;
-      config.recipe = sim::recipe_preset(c.recipe);
-      config.recipe.mma = mode == gpu::GemmMode::exact ? c.mma : sim::Accumulation::fp32;  // (fast: cuBLAS's own)
-      config.optimizer = s.experiment.optimizer;  // no loss scaling: the oracle's plain loss.backward()
+      const sim::Accumulation mma = mode == gpu::GemmMode::exact ? c.mma : sim::Accumulation::fp32;  // fast: cuBLAS's
+      const sim::LaneConfig config = test::step_zero_lane(c.recipe, mma, s.experiment.optimizer);
       auto lane = gpu_lane(config, s, mode);
       const sim::StepResult r = lane->step(batch, 0.0, false);
       const std::string key = std::string("mlp.") + c.mode + ".";
@@ -74,11 +71,8 @@ TEST(GpuAutocast, StepZeroMatchesPyTorch) {
       const sim::LayerValues grads = lane->gradients();
       for (int k = 0; k < 3; ++k) {
         const std::string module = std::to_string(2 * k);
-        const sim::NpyArray w = torch.read(key + "grad." + module + ".weight"), b = torch.read(key + "grad." + module + ".bias");
-        std::vector<float> both(w.values<float>().begin(), w.values<float>().end());
-        both.insert(both.end(), b.values<float>().begin(), b.values<float>().end());
-        test::expect_torch_agreement("grad." + module + ".{weight,bias}", grads[static_cast<std::size_t>(k)], both,
-                                     config.recipe.gradients.format);
+        test::expect_torch_agreement("grad." + module + ".{weight,bias}", grads[static_cast<std::size_t>(k)],
+                                     test::torch_linear_grads(torch, key, module), config.recipe.gradients.format);
       }
     }
   }
