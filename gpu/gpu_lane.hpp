@@ -1,4 +1,4 @@
-// GPU lanes: the model of sim/mlp_lane.hpp trained on a CUDA device in real FP16/BF16/FP32 arithmetic, behind the
+// GPU lanes: the mlp of sim/graph_lane.hpp trained on a CUDA device in real FP16/BF16/FP32 arithmetic, behind the
 // same sim::Lane interface, so that CPU and GPU lanes run in lockstep in one experiment. No CUDA types here.
 //
 // Recipes: fp32 (no TF32), fp16-amp, bf16-amp (float32 master weights), fp16-pure, fp8 (delayed scaling). Loss

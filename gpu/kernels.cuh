@@ -1,4 +1,4 @@
-// Internal: the kernels of a GPU lane, each the CUDA twin of the CPU operation named beside it (sim/mlp_lane.hpp,
+// Internal: the kernels of a GPU lane, each the CUDA twin of the CPU operation named beside it (sim/ops/*.cpp,
 // sim/optimizer.hpp, sim/loss_scaler.cpp). Elementwise results are computed in double and rounded once, as the CPU
 // lane does; reductions that must match the CPU run in its order (one thread per row or column, sequentially).
 // Statistics are gathered where the values are made: `fx` (may be null) collects the rounding effects of the
@@ -49,7 +49,7 @@ struct OptimizerConstants {
 };
 OptimizerConstants optimizer_constants(const sim::OptimizerConfig& c, double lr, std::int64_t t);
 
-// How a produced gradient is unscaled and checked (sim::MlpLane::unscale and its inf/NaN check).
+// How a produced gradient is unscaled and checked (sim::GraphLane::unscale and its inf/NaN check).
 struct GradCheck {
   DeviceScaler* scaler;  // reads inv_scale, raises found_inf on inf/NaN
   double* partials;      // per block: the sum of squares of the unscaled values (grad_partial_slots of them)
@@ -59,7 +59,7 @@ struct GradCheck {
 constexpr int grad_partial_slots = 1024;  // the most blocks a checking kernel runs with
 
 // ---- forward ----------------------------------------------------------------------------------------------
-// sim: MlpLane::forward's input store: the batch's rows gathered from the device copy of the dataset, and their
+// sim: GraphLane::forward's input store: the batch's rows gathered from the device copy of the dataset, and their
 // labels (dataset) and targets (dataset, outputs) where given.
 struct BatchGather {
   const std::int64_t* rows;  // (batch) dataset rows
@@ -82,7 +82,7 @@ void bias_add(const float* y, const T* b, T* z, std::int64_t rows, std::int64_t 
 // h = round(act(z)) (n)
 template <typename T>
 void activate(const T* z, T* h, std::size_t n, int activation, PointStats st, cudaStream_t s);
-// MlpLane::layer_norm_forward, one thread per row: h, out (rows, cols); gamma, beta (cols); mean, rstd (rows)
+// sim/ops/layer_norm.cpp forward, one thread per row: h, out (rows, cols); gamma, beta (cols); mean, rstd (rows)
 template <typename T>
 void layer_norm_forward(const T* h, const T* gamma, const T* beta, T* out, double* mean, double* rstd, std::int64_t rows,
                         std::int64_t cols, double eps, PointStats st, cudaStream_t s);
@@ -91,7 +91,7 @@ template <typename T>
 void histogram(const T* v, std::size_t n, DeviceHistogram* hist, cudaStream_t s);
 
 // ---- loss ---------------------------------------------------------------------------------------------------
-// MlpLane::loss, one thread per row of logits (rows, cols): terms (cross-entropy: (rows) the rows' losses; MSE:
+// sim/ops/loss.cpp, one thread per row of logits (rows, cols): terms (cross-entropy: (rows) the rows' losses; MSE:
 // (rows, cols) the elements' shares), correct (rows) argmax hits (when labels). With `grad` (rows, cols):
 // d(S loss)/d logits, S = *scale. Cross-entropy's log-probabilities are rounded to T and its gradient once to T
 // (fp32_logits 0: F.cross_entropy under autocast), or both go through float32 (1: the logits cast first; MSE).
@@ -108,7 +108,7 @@ void sum_terms(const double* terms, std::int64_t count, double multiplier, bool 
 template <typename T>
 void activation_backward(const T* da, const T* z, const T* h, T* dz, std::size_t n, int activation, PointStats st,
                          cudaStream_t s);
-// MlpLane::layer_norm_backward: dy, h, dh (rows, cols); gamma (cols); mean, rstd (rows); dgamma, dbeta (cols)
+// sim/ops/layer_norm.cpp backward: dy, h, dh (rows, cols); gamma (cols); mean, rstd (rows); dgamma, dbeta (cols)
 template <typename T>
 void layer_norm_backward(const T* dy, const T* h, const T* gamma, const double* mean, const double* rstd, T* dh,
                          T* dgamma, T* dbeta, std::int64_t rows, std::int64_t cols, PointStats dh_st,
@@ -168,7 +168,7 @@ struct OptimizerTensors {
   int count = 0;
   int first_block[5] = {};  // (filled by the launcher)
 };
-// Adds the layer's lost updates (MlpLane's definition) to *lost.
+// Adds the layer's lost updates (GraphLane's definition) to *lost.
 template <typename G, typename M, typename C>
 void optimizer_step(OptimizerTensors<G, M, C> tensors, const OptimizerConstants* constants, const DeviceScaler* scaler,
                     int master_gradients, unsigned long long* lost, cudaStream_t s);

@@ -11,7 +11,7 @@ namespace mpscope::gpu::kernels {
 
 namespace {
 
-// MlpLane::unscale and the inf/NaN check, per thread; flush() writes the block's sum of squares to its partial
+// GraphLane::unscale and the inf/NaN check, per thread; flush() writes the block's sum of squares to its partial
 // slot and raises found_inf. Every thread of the block calls add() alike and reaches flush().
 template <typename T>
 struct GradChecker {
@@ -50,7 +50,7 @@ struct GradChecker {
 };
 
 // One thread per row; every thread of the block runs all `n` rounds (statistics take whole warps). Cross-entropy as
-// MlpLane::loss: log-probabilities rounded to T (or float32), the seed g = -S/B in float32 (then T under autocast),
+// sim/ops/loss.cpp: log-probabilities rounded to T (or float32), the seed g = -S/B in float32 (then T under autocast),
 // d loss / d z = g·onehot - exp(lp)·g rounded once (or through float32).
 template <typename T>
 __global__ void loss_rows_kernel(const T* z, const std::int64_t* labels, const float* targets, std::int64_t rows,
@@ -136,7 +136,7 @@ __global__ void activation_backward_kernel(const T* da, const T* z, const T* h, 
     Pack<T> r;
 #pragma unroll
     for (int k = 0; k < pack_size; ++k) {
-      // (MlpLane::activation_backward: ReLU selects, giving +0 where z <= 0, as PyTorch's threshold_backward)
+      // (sim/ops/activation.cpp: ReLU selects, giving +0 where z <= 0, as PyTorch's threshold_backward)
       const double dk = to_double(d.v[k]), zk = to_double(zz.v[k]);
       const double v = a == relu ? (zk > 0 ? dk : 0.0) : dk * activation_slope(zk, to_double(hh.v[k]), a);
       r.v[k] = from_double<T>(v);

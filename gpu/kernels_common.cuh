@@ -1,5 +1,5 @@
 // Internal, device code shared by the kernel files: launch shapes and the elementwise functions of the model,
-// written as sim/mlp_lane.hpp writes them (same operations, same order, sim/mathfn.hpp's functions), so that the
+// written as sim/ops/*.cpp write them (same operations, same order, sim/mathfn.hpp's functions), so that the
 // GPU computes the CPU lane's bits.
 #pragma once
 
@@ -27,14 +27,14 @@ inline unsigned row_blocks(std::int64_t rows) {
   return static_cast<unsigned>(rows <= 0 ? 1 : (rows + row_threads - 1) / row_threads);
 }
 
-// sim::MlpLane's constants, computed in double as it computes them.
+// sim/ops/activation.cpp's constants, computed in double as it computes them.
 __device__ inline double pi() { return 3.14159265358979323846; }
 __device__ inline double inv_sqrt2() { return mf::sqrt(0.5); }
 __device__ inline double inv_sqrt_2pi() { return mf::sqrt(0.5 / pi()); }
 __device__ inline double sqrt_2_over_pi() { return mf::sqrt(2.0 / pi()); }
 __device__ inline double gelu_cubic() { return 44715.0 / 1000000.0; }
 
-// MlpLane::activate
+// sim/ops/activation.cpp: activate
 __device__ inline double activate_value(double z, int a) {
   switch (a) {
     case relu: return z > 0 ? z : 0.0;
@@ -49,7 +49,7 @@ __device__ inline double activate_value(double z, int a) {
   return z;
 }
 
-// MlpLane::activation_slope: d act / d z at z (h = act(z))
+// sim/ops/activation.cpp: derivative_times (here the slope d act / d z at z, h = act(z))
 __device__ inline double activation_slope(double z, double h, int a) {
   switch (a) {
     case relu: return z > 0 ? 1.0 : 0.0;

@@ -51,7 +51,7 @@ __global__ void cast_kernel(const In* in, Out* out, std::size_t n, PointStats st
   tally.flush();
 }
 
-// The GEMM epilogue of the CPU lane (MlpLane::forward): the float32 accumulator plus the bias in one float32
+// The GEMM epilogue of the CPU lane (sim/ops/linear.cpp): the float32 accumulator plus the bias in one float32
 // addition, rounded once to T.
 template <typename T>
 __global__ void bias_add_kernel(const float* y, const T* b, T* z, std::int64_t rows, std::int64_t cols, PointStats st) {

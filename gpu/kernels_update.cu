@@ -217,7 +217,7 @@ template <typename G, typename M>
 __device__ inline float update_parameter(float pi, G g, M& b1, M& b2, const OptimizerConstants& c, float inv,
                                          int master_gradients, unsigned long long& lost) {
   using A = DeviceArith<M>;
-  // the unscaled gradient, as the checking kernels made it (MlpLane::unscale)
+  // the unscaled gradient, as the checking kernels made it (GraphLane::unscale)
   float d = master_gradients ? __fmul_rn(to_float(g), inv) : to_float(from_double<G>(to_double(g) * static_cast<double>(inv)));
   float s = 0, upd = 0;
   if (c.type == 0) {

@@ -1,4 +1,4 @@
-// The fp8 lane's GEMMs (sim::MlpLane with RoundedOps::quantize): each GEMM input is multiplied by its tensor's
+// The fp8 lane's GEMMs (sim/ops/linear.cpp with RoundedOps::quantize): each GEMM input is multiplied by its tensor's
 // scale and rounded to E4M3 (forward: input and weight) or E5M2 (backward: the output gradient), the GEMM result is
 // multiplied by the two inverse scales. Exact mode keeps the quantized values as float and runs the fma GEMM (the
 // CPU's fp32 model, bit for bit); fast mode keeps FP8 bytes, padded to multiples of 16 and also transposed, for

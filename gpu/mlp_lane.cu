@@ -86,7 +86,7 @@ GpuMlpLane<Tc, Tm>::~GpuMlpLane() {
 
 template <typename Tc, typename Tm>
 void GpuMlpLane<Tc, Tm>::build_catalogue() {
-  // sim::MlpLane's catalogue, with this lane's formats
+  // sim::GraphLane's catalogue (sim/ops/graph.cpp), with this lane's formats
   const std::string c = Element<Tc>::name, master = Element<Tm>::name;
   tensors_.push_back({"input", "input", 0, c, 0});
   for (int k = 0; k < model_.layers(); ++k) {
@@ -111,13 +111,14 @@ typename GpuMlpLane<Tc, Tm>::Layer GpuMlpLane<Tc, Tm>::make_layer(int k, const s
   L.norm = model_.layer_norm && k + 1 < model_.layers();
   L.w = DeviceBuffer<Tm>(n(L.in * L.out));
   L.b = DeviceBuffer<Tm>(n(L.out));
-  upload_master(L.w, init.weight[kk].data);
-  upload_master(L.b, init.bias[kk]);
+  const std::string name = "layer" + std::to_string(k + 1);  // the mlp's parameter names (sim/ops/graph.cpp)
+  upload_master(L.w, init.at(name + ".weight").values);
+  upload_master(L.b, init.at(name + ".bias").values);
   if (L.norm) {
     L.gamma = DeviceBuffer<Tm>(n(L.out));
     L.beta = DeviceBuffer<Tm>(n(L.out));
-    upload_master(L.gamma, kk < init.norm_gamma.size() ? init.norm_gamma[kk] : std::vector<double>(n(L.out), 1.0));
-    upload_master(L.beta, kk < init.norm_beta.size() ? init.norm_beta[kk] : std::vector<double>(n(L.out), 0.0));
+    upload_master(L.gamma, init.at(name + ".norm.weight").values);
+    upload_master(L.beta, init.at(name + ".norm.bias").values);
   }
   if constexpr (has_copy) {
     L.wc = DeviceBuffer<Tc>(L.w.size());
@@ -428,7 +429,7 @@ void GpuMlpLane<Tc, Tm>::read_weights(sim::LayerValues& out) const {
   }
 }
 
-// The last step's master gradients, unscaled on the host as the device unscales them (MlpLane::unscale).
+// The last step's master gradients, unscaled on the host as the device unscales them (GraphLane::unscale).
 template <typename Tc, typename Tm>
 void GpuMlpLane<Tc, Tm>::read_gradients(sim::LayerValues& out) const {
   const float inv = static_cast<float>(1.0 / static_cast<double>(last_scale_used_));

@@ -1,4 +1,4 @@
-// Internal: the GPU lane, the CUDA twin of sim/mlp_lane.hpp. Tc is the compute format (activations, gradients, the
+// Internal: the GPU lane, the CUDA twin of sim/graph_lane.hpp on an mlp. Tc is the compute format (activations, gradients, the
 // GEMM inputs), Tm the master format (weights and optimizer state): <float, float> fp32, <__half, float> fp16-amp,
 // <__nv_bfloat16, float> bf16-amp, <__half, __half> fp16-pure; fp8 is <float, float> with the GEMM inputs quantized
 // (mlp_fp8.cu). mlp_lane.cu holds the set-up and the step's host side, mlp_passes.cu the device work of a step

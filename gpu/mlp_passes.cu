@@ -1,4 +1,4 @@
-// The device work of a GPU lane's step, in sim::MlpLane's order: forward, loss, backward, unscale and check, scaler
+// The device work of a GPU lane's step, in sim::GraphLane's order: forward, loss, backward, unscale and check, scaler
 // update, optimizer (mlp_lane.cuh). Everything here is enqueued on the lane's stream, so a step can be captured
 // into a CUDA graph; nothing synchronizes.
 #include "gpu/check.cuh"

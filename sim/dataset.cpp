@@ -34,6 +34,7 @@ std::int64_t uniform_below(RandomStream& r, std::int64_t n) {
 Dataset classification(std::int64_t n, std::int64_t features) {
   Dataset d;
   d.x = Matrix<float>(n, features);
+  d.sample_shape = {features};
   d.labels.assign(static_cast<std::size_t>(n), 0);
   return d;
 }
@@ -122,6 +123,7 @@ Dataset make_sine(std::int64_t points, double noise, double amplitude, std::uint
   RandomStream r(seed, 5);
   Dataset d;
   d.x = Matrix<float>(points, 1);
+  d.sample_shape = {1};
   d.targets = Matrix<float>(points, 1);
   for (std::int64_t i = 0; i < points; ++i) {
     const double x = (2 * uniform01(r) - 1) * std::numbers::pi;
@@ -133,10 +135,155 @@ Dataset make_sine(std::int64_t points, double noise, double amplitude, std::uint
 
 namespace {
 
-Matrix<float> float_matrix(const NpyArray& a, const std::string& what) {
-  if (a.shape.size() != 2 && a.shape.size() != 1)
-    throw DataError(what + ": expected a 1-D or 2-D array, found shape " + a.shape_string());
-  const std::int64_t rows = a.shape[0], cols = a.shape.size() == 2 ? a.shape[1] : 1;
+// One image's pattern, values in [0, 1] at (row y, column x), drawn from the stream: family 0..7 (make_images), or
+// -1: none (0 everywhere, draws nothing).
+class Pattern {
+ public:
+  Pattern(int family, RandomStream& r, double height, double width) : family_(family), h_(height), w_(width) {
+    const double m = std::min(h_, w_);
+    const auto between = [&](double lo, double hi) { return lo + (std::max(hi, lo) - lo) * uniform01(r); };
+    switch (family) {
+      case -1: break;
+      case 0:
+      case 1:
+      case 2:  // stripes: a period of 3 .. m/2 pixels, any phase
+        a_ = between(3.0, m / 2);
+        b_ = a_ * uniform01(r);
+        break;
+      case 3:  // a filled square of side m/4 .. m/2 anywhere inside
+        a_ = std::floor(between(std::max(2.0, m / 4), m / 2));
+        cy_ = std::floor((h_ - a_ + 1) * uniform01(r));
+        cx_ = std::floor((w_ - a_ + 1) * uniform01(r));
+        break;
+      case 4:  // a ring of radius m/5 .. m/3, about 1 + m/10 wide, centred in the middle half
+        a_ = between(m / 5, m / 3);
+        b_ = 1.0 + m / 10;
+        cy_ = between(h_ / 4, 3 * h_ / 4);
+        cx_ = between(w_ / 4, 3 * w_ / 4);
+        break;
+      case 5:  // a checkerboard of cells 2 .. m/4 pixels, any offset
+        a_ = std::floor(between(2.0, std::max(2.0, m / 4) + 1));
+        cy_ = std::floor(2 * a_ * uniform01(r));
+        cx_ = std::floor(2 * a_ * uniform01(r));
+        break;
+      case 6:  // a cross (+): bars m/3 .. 3m/4 long, 1 .. 1 + m/8 wide, centred in the middle half
+        a_ = between(m / 3, 3 * m / 4);
+        b_ = between(1.0, 1.0 + m / 8);
+        cy_ = between(h_ / 4, 3 * h_ / 4);
+        cx_ = between(w_ / 4, 3 * w_ / 4);
+        break;
+      default: {  // a linear ramp 0 .. 1 across the image in any direction
+        const double angle = 2.0 * std::numbers::pi * uniform01(r);
+        a_ = std::cos(angle);
+        b_ = std::sin(angle);
+        break;
+      }
+    }
+  }
+
+  double operator()(double y, double x) const {
+    const auto wave = [&](double t) { return 0.5 + 0.5 * std::cos(2.0 * std::numbers::pi * (t + b_) / a_); };
+    switch (family_) {
+      case -1: return 0.0;
+      case 0: return wave(y);                          // horizontal stripes
+      case 1: return wave(x);                          // vertical stripes
+      case 2: return wave((x + y) / std::numbers::sqrt2);  // diagonal stripes
+      case 3: return y >= cy_ && y < cy_ + a_ && x >= cx_ && x < cx_ + a_ ? 1.0 : 0.0;
+      case 4: {  // a ring with anti-aliased edges
+        const double d = std::abs(std::hypot(y + 0.5 - cy_, x + 0.5 - cx_) - a_);
+        return std::clamp(b_ / 2 + 0.5 - d, 0.0, 1.0);
+      }
+      case 5: {
+        const auto cell = static_cast<std::int64_t>(std::floor((y + cy_) / a_) + std::floor((x + cx_) / a_));
+        return cell % 2 == 0 ? 1.0 : 0.0;
+      }
+      case 6: {
+        const double dy = std::abs(y + 0.5 - cy_), dx = std::abs(x + 0.5 - cx_);
+        return (dy <= b_ / 2 && dx <= a_ / 2) || (dx <= b_ / 2 && dy <= a_ / 2) ? 1.0 : 0.0;
+      }
+      default: {
+        const double reach = (w_ * std::abs(a_) + h_ * std::abs(b_)) / 2;
+        return std::clamp(0.5 + 0.5 * ((x + 0.5 - w_ / 2) * a_ + (y + 0.5 - h_ / 2) * b_) / reach, 0.0, 1.0);
+      }
+    }
+  }
+
+ private:
+  int family_;
+  double h_, w_;
+  double a_ = 1, b_ = 0, cy_ = 0, cx_ = 0;
+};
+
+constexpr int pattern_families = 8;
+
+// Class k's families: k itself below 8, then the pairs (0,1), (0,2), ..., (6,7) in order.
+std::pair<int, int> families_of(std::int64_t k) {
+  if (k < pattern_families) return {static_cast<int>(k), -1};
+  std::int64_t m = k - pattern_families;
+  for (int a = 0; a < pattern_families; ++a)
+    for (int b = a + 1; b < pattern_families; ++b)
+      if (m-- == 0) return {a, b};
+  throw std::invalid_argument("classes: at most " + std::to_string(max_image_classes));
+}
+
+}  // namespace
+
+Dataset make_images(std::int64_t classes, std::int64_t points_per_class, std::int64_t channels, std::int64_t height,
+                    std::int64_t width, double noise, std::uint64_t seed) {
+  const auto invalid = [](const std::string& what) { throw std::invalid_argument("make_images: " + what); };
+  if (classes < 2 || classes > max_image_classes)
+    invalid("classes must be 2.." + std::to_string(max_image_classes) + ", got " + std::to_string(classes));
+  if (points_per_class < 1) invalid("points_per_class must be positive, got " + std::to_string(points_per_class));
+  if (channels < 1) invalid("channels must be positive, got " + std::to_string(channels));
+  if (height < 4) invalid("height must be at least 4, got " + std::to_string(height));
+  if (width < 4) invalid("width must be at least 4, got " + std::to_string(width));
+  if (!(noise >= 0) || !std::isfinite(noise)) invalid("noise must be finite and not negative, got " + std::to_string(noise));
+  constexpr std::int64_t limit = std::int64_t{1} << 31;
+  std::int64_t values = 1;
+  for (const std::int64_t f : {classes, points_per_class, channels, height, width}) {
+    if (values > limit / f)
+      invalid("classes * points_per_class * channels * height * width = " + std::to_string(classes) + " * " +
+              std::to_string(points_per_class) + " * " + std::to_string(channels) + " * " + std::to_string(height) +
+              " * " + std::to_string(width) + " is more than 2^31 values");
+    values *= f;
+  }
+
+  RandomStream r(seed, 6), noise_stream(seed, 7);  // noise apart: the same seed draws the same patterns at any noise
+  const std::int64_t plane = height * width;
+  Dataset d = classification(classes * points_per_class, channels * plane);
+  d.sample_shape = {channels, height, width};
+  d.classes = classes;
+  std::vector<double> p(static_cast<std::size_t>(plane));
+  for (std::int64_t k = 0; k < classes; ++k) {
+    const auto [fa, fb] = families_of(k);
+    for (std::int64_t i = 0; i < points_per_class; ++i) {
+      const std::int64_t row = k * points_per_class + i;
+      d.labels[static_cast<std::size_t>(row)] = k;
+      const Pattern a(fa, r, static_cast<double>(height), static_cast<double>(width));
+      const Pattern b(fb, r, static_cast<double>(height), static_cast<double>(width));
+      for (std::int64_t y = 0; y < height; ++y)
+        for (std::int64_t x = 0; x < width; ++x) {
+          const auto yd = static_cast<double>(y), xd = static_cast<double>(x);
+          p[static_cast<std::size_t>(y * width + x)] = std::max(a(yd, xd), b(yd, xd));
+        }
+      const double background = 0.2 * uniform01(r), intensity = 0.5 + 0.5 * uniform01(r);
+      float* out = d.x.row(row);
+      for (std::int64_t c = 0; c < channels; ++c) {
+        const double tint = 0.4 + 0.6 * uniform01(r);
+        for (std::int64_t j = 0; j < plane; ++j) {
+          const double v = background + (intensity - background) * tint * p[static_cast<std::size_t>(j)];
+          out[c * plane + j] = static_cast<float>(std::clamp(v + noise * normal(noise_stream), 0.0, 1.0));
+        }
+      }
+    }
+  }
+  return d;
+}
+
+namespace {
+
+// The array's values as a (rows, cols) float matrix; rows * cols is its size.
+Matrix<float> to_float_matrix(const NpyArray& a, const std::string& what, std::int64_t rows, std::int64_t cols) {
   Matrix<float> m(rows, cols);
   if (a.dtype == DType::float32) {
     const auto v = a.values<float>(what);
@@ -148,6 +295,25 @@ Matrix<float> float_matrix(const NpyArray& a, const std::string& what) {
     throw DataError(what + ": expected float32 or float64 data, found " + std::string(to_string(a.dtype)));
   }
   return m;
+}
+
+Matrix<float> float_matrix(const NpyArray& a, const std::string& what) {
+  if (a.shape.size() != 2 && a.shape.size() != 1)
+    throw DataError(what + ": expected a 1-D or 2-D array, found shape " + a.shape_string());
+  return to_float_matrix(a, what, a.shape[0], a.shape.size() == 2 ? a.shape[1] : 1);
+}
+
+// Inputs (n, d1, d2, ...): one row per sample, flattened row-major; sample_shape = {d1, d2, ...}.
+Matrix<float> input_matrix(const NpyArray& a, const std::string& what, std::vector<std::int64_t>& sample_shape) {
+  if (a.shape.size() < 2)
+    throw DataError(what + ": expected an array of rank 2 or more ((n, features), or images (n, C, H, W)), found shape " +
+                    a.shape_string());
+  for (const std::int64_t s : a.shape)
+    if (s <= 0) throw DataError(what + ": shape " + a.shape_string() + " has a zero-sized dimension");
+  sample_shape.assign(a.shape.begin() + 1, a.shape.end());
+  std::int64_t cols = 1;
+  for (const std::int64_t s : sample_shape) cols *= s;  // the array is in memory: its size fits
+  return to_float_matrix(a, what, a.shape[0], cols);
 }
 
 std::vector<std::int64_t> integers(const NpyArray& a, const std::string& what) {
@@ -192,7 +358,7 @@ Dataset load_npz_dataset(const std::filesystem::path& path, const std::string& x
   const NpzFile npz(path);
   Dataset d;
   const std::string p = where(path) + ":";
-  d.x = float_matrix(npz.read(x_key), p + x_key);
+  d.x = input_matrix(npz.read(x_key), p + x_key, d.sample_shape);
   const NpyArray y = npz.read(y_key);
   if (y.dtype == DType::float32 || y.dtype == DType::float64) {
     d.targets = float_matrix(y, p + y_key);
@@ -277,6 +443,7 @@ Dataset load_csv_dataset(const std::filesystem::path& path, const std::string& l
   Dataset d;
   const auto n = static_cast<std::int64_t>(rows.size());
   d.x = Matrix<float>(n, static_cast<std::int64_t>(in_cols.size()));
+  d.sample_shape = {d.x.cols};
   for (std::int64_t i = 0; i < n; ++i)
     for (std::size_t c = 0; c < in_cols.size(); ++c)
       d.x(i, static_cast<std::int64_t>(c)) = static_cast<float>(rows[static_cast<std::size_t>(i)][in_cols[c]]);
@@ -297,112 +464,6 @@ Dataset load_csv_dataset(const std::filesystem::path& path, const std::string& l
         d.targets(i, static_cast<std::int64_t>(c)) = static_cast<float>(rows[static_cast<std::size_t>(i)][out_cols[c]]);
   }
   return d;
-}
-
-namespace {
-
-// Names "<prefix><k>.weight": the sorted distinct k of the archive.
-std::vector<std::string> layer_keys(const std::vector<std::string>& names, const std::string& prefix) {
-  std::map<std::int64_t, std::string> ks;
-  for (const auto& n : names) {
-    if (!n.starts_with(prefix) || !n.ends_with(".weight")) continue;
-    const std::string k = n.substr(prefix.size(), n.size() - prefix.size() - 7);
-    std::int64_t v = 0;
-    const auto [ptr, ec] = std::from_chars(k.data(), k.data() + k.size(), v);
-    if (ec == std::errc{} && ptr == k.data() + k.size()) ks[v] = k;
-  }
-  std::vector<std::string> out;
-  for (const auto& [v, k] : ks) out.push_back(k);
-  return out;
-}
-
-template <typename Read>
-InitialWeights assemble(const std::vector<std::string>& names, const std::string& prefix, const ModelConfig& m,
-                        const std::string& file, Read read) {
-  const std::vector<std::string> keys = layer_keys(names, prefix);
-  if (static_cast<int>(keys.size()) != m.layers())
-    throw DataError(file + ": found " + std::to_string(keys.size()) + " weights named " + prefix +
-                    "<k>.weight, the model has " + std::to_string(m.layers()) + " Linear layers");
-  InitialWeights w;
-  for (int l = 0; l < m.layers(); ++l) {
-    const std::int64_t in = m.widths[static_cast<std::size_t>(l)], out = m.widths[static_cast<std::size_t>(l) + 1];
-    const std::string wname = prefix + keys[static_cast<std::size_t>(l)] + ".weight";
-    const std::string bname = prefix + keys[static_cast<std::size_t>(l)] + ".bias";
-    auto [wshape, wvals] = read(wname);
-    if (wshape != std::vector<std::int64_t>{out, in})
-      throw DataError(file + ": " + wname + " has shape (" + (wshape.size() > 0 ? std::to_string(wshape[0]) : "") +
-                      (wshape.size() > 1 ? ", " + std::to_string(wshape[1]) : "") + "), layer " + std::to_string(l + 1) +
-                      " needs (" + std::to_string(out) + ", " + std::to_string(in) + ") (PyTorch's (out, in))");
-    Matrix<double> weight(out, in);
-    weight.data = std::move(wvals);
-    auto [bshape, bvals] = read(bname);
-    if (bshape != std::vector<std::int64_t>{out})
-      throw DataError(file + ": " + bname + " must have shape (" + std::to_string(out) + ",)");
-    w.weight.push_back(std::move(weight));
-    w.bias.push_back(std::move(bvals));
-  }
-  return w;
-}
-
-}  // namespace
-
-InitialWeights load_npz_weights(const std::filesystem::path& path, const std::string& prefix, const ModelConfig& m) {
-  const NpzFile npz(path);
-  return assemble(npz.names(), prefix, m, where(path), [&](const std::string& name) {
-    const NpyArray a = npz.read(name);
-    const Matrix<float> f = float_matrix(a, where(path) + ":" + name);
-    return std::pair{a.shape, std::vector<double>(f.data.begin(), f.data.end())};
-  });
-}
-
-InitialWeights load_safetensors_weights(const std::filesystem::path& path, const std::string& prefix,
-                                        const ModelConfig& m) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw DataError(where(path) + ": cannot open");
-  std::uint64_t header_size = 0;
-  in.read(reinterpret_cast<char*>(&header_size), 8);
-  if (!in || header_size > 100'000'000) throw DataError(where(path) + ": not a safetensors file");
-  std::string header(header_size, '\0');
-  in.read(header.data(), static_cast<std::streamsize>(header_size));
-  const std::vector<char> body((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(header);
-  } catch (const nlohmann::json::exception& e) {
-    throw DataError(where(path) + ": bad safetensors header (" + e.what() + ")");
-  }
-  std::vector<std::string> names;
-  for (const auto& [k, v] : meta.items())
-    if (k != "__metadata__") names.push_back(k);
-  return assemble(names, prefix, m, where(path), [&](const std::string& name) {
-    if (!meta.contains(name)) throw DataError(where(path) + ": no tensor '" + name + "'");
-    const auto& t = meta[name];
-    const std::string dtype = t.at("dtype");
-    const std::vector<std::int64_t> shape = t.at("shape");
-    const std::size_t begin = t.at("data_offsets")[0], end = t.at("data_offsets")[1];
-    std::int64_t count = 1;
-    for (auto s : shape) count *= s;
-    const std::size_t width = dtype == "F64" ? 8 : dtype == "F32" ? 4 : (dtype == "F16" || dtype == "BF16") ? 2 : 0;
-    if (width == 0) throw DataError(where(path) + ": " + name + " has dtype " + dtype + " (expected F32, F64, F16 or BF16)");
-    if (end > body.size() || end - begin != static_cast<std::size_t>(count) * width)
-      throw DataError(where(path) + ": " + name + " has bad data offsets");
-    std::vector<double> v(static_cast<std::size_t>(count));
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const char* p = body.data() + begin + i * width;
-      if (dtype == "F64") {
-        std::memcpy(&v[i], p, 8);
-      } else if (dtype == "F32") {
-        float f;
-        std::memcpy(&f, p, 4);
-        v[i] = f;
-      } else {
-        std::uint16_t h;
-        std::memcpy(&h, p, 2);
-        v[i] = decode(h, dtype == "F16" ? fp16() : bf16());
-      }
-    }
-    return std::pair{shape, v};
-  });
 }
 
 Batcher::Batcher(const Dataset& data, std::int64_t batch_size, std::uint64_t seed)

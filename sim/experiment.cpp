@@ -4,7 +4,10 @@
 #include <set>
 #include <sstream>
 
+#include "sim/model_json.hpp"
 #include "sim/npy.hpp"
+#include "sim/ops/graph.hpp"
+#include "sim/weights.hpp"
 
 namespace mpscope::sim {
 
@@ -20,7 +23,7 @@ std::string rounding_text(Rounding r) { return std::string(to_string(r)); }
 
 DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
   DataConfig d;
-  d.source = o.choice("source", {"spiral", "circles", "xor", "blobs", "sine", "npz", "csv"});
+  d.source = o.choice("source", {"spiral", "circles", "xor", "blobs", "sine", "images", "npz", "csv"});
   const auto positive = [&](const std::string& key, std::int64_t fallback) {
     const std::int64_t v = o.integer(key, fallback);
     if (v <= 0) o.fail(key, "must be positive, got " + std::to_string(v));
@@ -51,6 +54,26 @@ DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
     d.points = positive("points", 600);
     d.noise = non_negative("noise", 0.05);
     d.amplitude = o.number("amplitude", 1.0);
+  } else if (d.source == "images") {
+    d.classes = positive("classes", 4);
+    if (d.classes < 2 || d.classes > max_image_classes)
+      o.fail("classes", "must be 2.." + std::to_string(max_image_classes) + ", got " + std::to_string(d.classes));
+    d.points_per_class = positive("points_per_class", 200);
+    d.channels = positive("channels", 1);
+    d.height = positive("height", 16);
+    d.width = positive("width", 16);
+    for (const auto& [key, v] : {std::pair{"height", d.height}, std::pair{"width", d.width}})
+      if (v < 4) o.fail(key, "must be at least 4, got " + std::to_string(v));
+    d.noise = non_negative("noise", 0.1);
+    std::int64_t values = 1;  // make_images refuses more than 2^31 values: say so here, naming the keys
+    for (const std::int64_t f : {d.classes, d.points_per_class, d.channels, d.height, d.width}) {
+      if (values > (std::int64_t{1} << 31) / f)
+        o.fail("points_per_class", "classes * points_per_class * channels * height * width = " +
+                                       std::to_string(d.classes) + " * " + std::to_string(d.points_per_class) + " * " +
+                                       std::to_string(d.channels) + " * " + std::to_string(d.height) + " * " +
+                                       std::to_string(d.width) + " is more than 2^31 values");
+      values *= f;
+    }
   }
   if (d.source != "npz" && d.source != "csv") {
     d.scale = o.number("scale", 1.0);
@@ -91,20 +114,7 @@ void parse_loss(JsonObject& o, ModelConfig& m) {
 }
 
 ModelConfig parse_model(JsonObject o, InitConfig& init, const std::filesystem::path& base) {
-  ModelConfig m;
-  o.choice("type", {"mlp"}, "mlp");
-  const json& layers = o.array("layers");
-  if (layers.size() < 2) o.fail("layers", "needs at least an input and an output width, e.g. [2, 64, 3]");
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    if (!layers[i].is_number_integer() || layers[i].get<std::int64_t>() <= 0)
-      o.fail("layers[" + std::to_string(i) + "]", "expected a positive integer width, found " + layers[i].dump());
-    m.widths.push_back(layers[i].get<std::int64_t>());
-  }
-  const std::string act = o.choice("activation", {"relu", "gelu", "gelu_tanh", "tanh", "sigmoid"}, "relu");
-  for (Activation a : {Activation::relu, Activation::gelu, Activation::gelu_tanh, Activation::tanh, Activation::sigmoid})
-    if (to_string(a) == act) m.activation = a;
-  m.layer_norm = o.boolean("layer_norm", false);
-  m.layer_norm_eps = o.number("layer_norm_eps", 1e-5);
+  ModelConfig m = parse_model_json(o);
   if (o.has("init")) {
     JsonObject i = o.object("init");
     if (i.has("npz") == i.has("safetensors")) i.fail("npz", "give one of \"npz\" or \"safetensors\" (a file of initial weights)");
@@ -365,12 +375,14 @@ json resolved_json(const Experiment& e) {
   if (e.data.source == "sine") d.update({{"points", e.data.points}, {"noise", e.data.noise}, {"amplitude", e.data.amplitude}});
   if (e.data.source == "blobs")
     d.update({{"classes", e.data.classes}, {"points_per_class", e.data.points_per_class}, {"features", e.data.features}, {"spread", e.data.spread}});
+  if (e.data.source == "images")
+    d.update({{"classes", e.data.classes}, {"points_per_class", e.data.points_per_class}, {"channels", e.data.channels},
+              {"height", e.data.height}, {"width", e.data.width}, {"noise", e.data.noise}});
   if (e.data.source != "npz" && e.data.source != "csv") d["scale"] = e.data.scale;
   if (e.data.source == "npz") d.update({{"path", e.data.path.string()}, {"x", e.data.x}, {"y", e.data.y}, {"batch_index", e.data.batch_index}});
   if (e.data.source == "csv") d.update({{"path", e.data.path.string()}, {"label", e.data.label}, {"targets", e.data.targets}, {"inputs", e.data.inputs}});
   j["data"] = d;
-  json m{{"type", "mlp"}, {"layers", e.model.widths}, {"activation", std::string(to_string(e.model.activation))},
-         {"layer_norm", e.model.layer_norm}, {"layer_norm_eps", e.model.layer_norm_eps}};
+  json m = model_json(e.model);
   if (e.init.kind != InitConfig::Kind::seeded)
     m["init"] = {{e.init.kind == InitConfig::Kind::npz ? "npz" : "safetensors", e.init.path.string()}, {"prefix", e.init.prefix}};
   j["model"] = m;
@@ -448,6 +460,7 @@ Prepared prepare(const Experiment& e) {
     if (d.source == "xor") p.data = make_xor(d.points, d.noise, e.seed);
     if (d.source == "blobs") p.data = make_blobs(d.classes, d.points_per_class, d.features, d.spread, e.seed);
     if (d.source == "sine") p.data = make_sine(d.points, d.noise, d.amplitude, e.seed);
+    if (d.source == "images") p.data = make_images(d.classes, d.points_per_class, d.channels, d.height, d.width, d.noise, e.seed);
     if (d.source == "npz") p.data = load_npz_dataset(d.path, d.x, d.y, d.batch_index);
     if (d.source == "csv") p.data = load_csv_dataset(d.path, d.label, d.targets, d.inputs);
     if (d.scale != 1.0)
@@ -459,16 +472,7 @@ Prepared prepare(const Experiment& e) {
   }
   const Dataset& data = p.data;
   const ModelConfig& m = e.model;
-  const std::string layers = "model.layers";
-  if (m.widths.front() != data.features())
-    throw ConfigError(layers + "[0]: the data has " + std::to_string(data.features()) + " input features, the model takes " +
-                      std::to_string(m.widths.front()));
-  const std::string last = layers + "[" + std::to_string(m.widths.size() - 1) + "]";
-  if (m.loss == LossType::cross_entropy && !data.classification())
-    throw ConfigError("loss: cross_entropy needs class labels; this data has regression targets (use \"mse\")");
-  if (m.widths.back() != data.outputs())
-    throw ConfigError(last + ": the model has " + std::to_string(m.widths.back()) + " outputs, the data has " +
-                      std::to_string(data.outputs()) + (data.classification() ? " classes" : " target columns"));
+  check_model_fits_data(m, data);
   if (e.batch_size > data.size())
     throw ConfigError("batch_size: " + std::to_string(e.batch_size) + " is larger than the dataset (" +
                       std::to_string(data.size()) + " rows)");

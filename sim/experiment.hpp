@@ -16,8 +16,9 @@
 namespace mpscope::sim {
 
 struct DataConfig {
-  std::string source = "spiral";  // spiral, circles, xor, blobs, sine, npz, csv
+  std::string source = "spiral";  // spiral, circles, xor, blobs, sine, images, npz, csv
   std::int64_t classes = 3, points_per_class = 300, points = 600, features = 2;
+  std::int64_t channels = 1, height = 16, width = 16;  // images
   double noise = 0.2, factor = 0.5, spread = 1.0, amplitude = 1.0;
   double scale = 1.0;  // synthetic sets: every input feature multiplied by it (un-normalized data)
   std::filesystem::path path;                 // npz, csv: resolved against the experiment's folder

@@ -28,13 +28,15 @@ struct LaneConfig {
   int fp8_margin = 0;
 };
 
-// A tensor the lane reports: layer 0 is the network input, layers 1..L the Linear layers.
+// A tensor the lane reports (the catalogue, sim/ops/graph.hpp): layer 0 is the network input, layers 1..L the
+// groups of ops that start with a layer with parameters (an mlp's Linear layers, a Sequential's conv/linear/norms).
 struct TensorInfo {
-  std::string name;  // "input", "layer1.weight", "layer1.weight_grad", "layer1.activation", ...
+  std::string name;  // "input", "layer1.weight", "layer1.weight_grad", "0.activation", ...
   std::string kind;  // input, weight, bias, weight_grad, bias_grad, activation, activation_grad
   int layer = 0;
   std::string format;  // the format the lane keeps it in ("fp64", "exact" for wide lanes)
-  std::int64_t elements = 0;
+  std::int64_t elements = 0;    // parameters and their gradients
+  std::int64_t per_sample = 0;  // activations and their gradients: elements per batch row
 };
 
 // A recorded tensor: its log2 histogram (made by the lane, from its own buffers: CPU lanes on the training thread,

@@ -1,8 +1,6 @@
 #include "sim/model.hpp"
 
-#include <cmath>
-
-#include "sim/random.hpp"
+#include <stdexcept>
 
 namespace mpscope::sim {
 
@@ -13,6 +11,7 @@ std::string_view to_string(Activation a) {
     case Activation::gelu_tanh: return "gelu_tanh";
     case Activation::tanh: return "tanh";
     case Activation::sigmoid: return "sigmoid";
+    case Activation::silu: return "silu";
   }
   return "?";
 }
@@ -20,32 +19,29 @@ std::string_view to_string(Activation a) {
 std::string_view to_string(LossType l) { return l == LossType::cross_entropy ? "cross_entropy" : "mse"; }
 std::string_view to_string(LossLogits l) { return l == LossLogits::autocast ? "autocast" : "fp32"; }
 
-std::int64_t ModelConfig::parameters() const {
-  std::int64_t n = 0;
-  for (int k = 0; k < layers(); ++k) {
-    n += widths[k] * widths[k + 1] + widths[k + 1];
-    if (layer_norm && k + 1 < layers()) n += 2 * widths[k + 1];
+std::string_view to_string(LayerSpec::Type t) {
+  using T = LayerSpec::Type;
+  switch (t) {
+    case T::linear: return "linear";
+    case T::conv2d: return "conv2d";
+    case T::maxpool2d: return "maxpool2d";
+    case T::avgpool2d: return "avgpool2d";
+    case T::flatten: return "flatten";
+    case T::activation: return "activation";
+    case T::layer_norm: return "layer_norm";
+    case T::batch_norm2d: return "batch_norm2d";
   }
-  return n;
+  return "?";
 }
 
-InitialWeights default_initial_weights(const ModelConfig& m, std::uint64_t seed) {
-  RandomStream random(seed, 0x696e6974 /* "init" */);
-  const auto uniform = [&](double bound) {
-    const double u = static_cast<double>(random.next() >> 11) * 0x1p-53;  // [0, 1)
-    return static_cast<double>(static_cast<float>((2 * u - 1) * bound));   // float32 values, like PyTorch's
-  };
-  InitialWeights w;
-  for (int k = 0; k < m.layers(); ++k) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(m.widths[k]));
-    Matrix<double> weight(m.widths[k + 1], m.widths[k]);
-    for (auto& x : weight.data) x = uniform(bound);
-    std::vector<double> bias(static_cast<std::size_t>(m.widths[k + 1]));
-    for (auto& x : bias) x = uniform(bound);
-    w.weight.push_back(std::move(weight));
-    w.bias.push_back(std::move(bias));
-  }
-  return w;
+const ParamValues& InitialWeights::at(std::string_view name) const {
+  for (const ParamValues& p : params)
+    if (p.name == name) return p;
+  throw std::out_of_range("no initial values for parameter " + std::string(name));
+}
+
+ParamValues& InitialWeights::at(std::string_view name) {
+  return const_cast<ParamValues&>(static_cast<const InitialWeights&>(*this).at(name));
 }
 
 }  // namespace mpscope::sim

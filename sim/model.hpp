@@ -1,5 +1,6 @@
-// The model mpscope trains: an MLP of any widths, with its activation, optional LayerNorm and loss, plus the
-// initial weights every lane starts from and the batches every lane sees.
+// The model mpscope trains — an MLP of any widths, or a sequence of layers (convolutions, pooling, norms, ...) in
+// nn.Sequential's terms — with its loss, plus the initial weights every lane starts from and the batches every lane
+// sees. sim/ops/graph.hpp turns a ModelConfig into the graph of ops the lanes run.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 namespace mpscope::sim {
 
-enum class Activation { relu, gelu, gelu_tanh, tanh, sigmoid };
+enum class Activation { relu, gelu, gelu_tanh, tanh, sigmoid, silu };
 enum class LossType { cross_entropy, mse };
 // Which precision cross-entropy's log-probabilities have (docs/recipes.md). `autocast`: PyTorch's F.cross_entropy on
 // the logits as they are: under autocast it is not promoted, so log_softmax rounds to the logits' format (fp16,
@@ -21,36 +22,61 @@ std::string_view to_string(Activation a);
 std::string_view to_string(LossType l);
 std::string_view to_string(LossLogits l);
 
-// Linear layers widths[0] -> widths[1] -> ... -> widths.back(). Each hidden layer is Linear, activation, then
-// (optionally) LayerNorm; the last layer is Linear only (logits, or the regression output).
+// One layer of a sequential model, as its nn.Module: Linear(out_features), Conv2d(out_channels, kernel_size,
+// stride, padding), MaxPool2d / AvgPool2d(kernel_size, stride), Flatten, an activation, LayerNorm (over the last
+// dimension), BatchNorm2d (training-mode batch statistics).
+struct LayerSpec {
+  enum class Type { linear, conv2d, maxpool2d, avgpool2d, flatten, activation, layer_norm, batch_norm2d };
+  Type type = Type::linear;
+  std::int64_t out = 0;  // linear: out_features; conv2d: out_channels
+  std::int64_t kernel = 0, stride = 0, padding = 0;  // conv2d, pools (stride 0: the kernel size for pools, 1 for conv)
+  bool bias = true;                                   // linear, conv2d; layer_norm: elementwise_affine's bias
+  Activation activation = Activation::relu;
+  double eps = 1e-5;        // norms
+  double momentum = 0.1;    // batch_norm2d's running statistics
+};
+std::string_view to_string(LayerSpec::Type t);  // "linear", "conv2d", ... as in experiment files
+
 struct ModelConfig {
+  enum class Type { mlp, sequential };
+  Type type = Type::mlp;
+  // mlp: Linear layers widths[0] -> widths[1] -> ... -> widths.back(). Each hidden layer is Linear, activation,
+  // then (optionally) LayerNorm; the last layer is Linear only (logits, or the regression output).
   std::vector<std::int64_t> widths;
   Activation activation = Activation::relu;
   bool layer_norm = false;
   double layer_norm_eps = 1e-5;
+  // sequential: the shape of one sample ({features}, or {C, H, W} for images) and the layers, in order.
+  std::vector<std::int64_t> input;
+  std::vector<LayerSpec> sequence;
+
   LossType loss = LossType::cross_entropy;
   LossLogits loss_logits = LossLogits::autocast;  // cross-entropy only
 
-  int layers() const { return static_cast<int>(widths.size()) - 1; }
-  std::int64_t parameters() const;
+  int layers() const { return static_cast<int>(widths.size()) - 1; }  // mlp: its Linear layers
 };
 
-// Initial weights in PyTorch's layout (weight (out, in), y = x·Wᵀ + b), as doubles; every lane converts them to
-// its own storage. LayerNorm starts at gamma = 1, beta = 0.
+// A trainable parameter's initial values, by its PyTorch name ("0.weight" of a Sequential; "layer1.weight" of an
+// mlp), in PyTorch's layout (Linear (out, in), Conv2d (out, in, kh, kw)), as doubles; every lane converts them to
+// its own storage. In the order of the graph's parameters (sim/ops/graph.hpp).
+struct ParamValues {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  std::vector<double> values;
+};
 struct InitialWeights {
-  std::vector<Matrix<double>> weight;        // [layer] (out, in)
-  std::vector<std::vector<double>> bias;     // [layer] (out)
-  // LayerNorm parameters of the hidden layers (empty: gamma = 1, beta = 0, PyTorch's default).
-  std::vector<std::vector<double>> norm_gamma, norm_beta;  // [layer] (out)
+  std::vector<ParamValues> params;
+  const ParamValues& at(std::string_view name) const;  // throws std::out_of_range naming it
+  ParamValues& at(std::string_view name);
 };
 
-// PyTorch's default Linear initialisation: weight and bias uniform in +-1/sqrt(in), from a seeded stream.
+// PyTorch's default initialisation of the model's parameters from a seeded stream (sim/ops/graph.hpp).
 InitialWeights default_initial_weights(const ModelConfig& m, std::uint64_t seed);
 
 // One training batch: the rows of the dataset for this step.
 struct Batch {
   std::vector<std::int64_t> rows;    // (batch) the dataset rows it holds (GPU lanes gather them on the device)
-  Matrix<float> x;                   // (batch, features)
+  Matrix<float> x;                   // (batch, features) each row one sample, flattened (images: C, H, W)
   std::vector<std::int64_t> labels;  // (batch) class indices (cross-entropy, or one-hot targets for MSE)
   Matrix<float> targets;             // (batch, outputs) regression targets (MSE); empty for classification
 };

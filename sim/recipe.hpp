@@ -15,6 +15,9 @@ namespace mpscope::sim {
 // (exact, the ground truth).
 enum class Storage { float32, float64, exact };
 
+// The roles a lane's tensors play; each op rounds its results to its role's format.
+enum class Role { master, weights, activations, gradients, gemm_input, gemm_grad_input };
+
 struct RoleFormat {
   Format format = fp32();
   Rounding rounding = Rounding::nearest_even;

@@ -134,8 +134,12 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
         tr.name = t.name;
         tr.kind = t.kind;
         tr.format = t.format;
-        const std::int64_t width = e.model.widths[static_cast<std::size_t>(t.layer)];
-        tr.elements = t.elements > 0 ? t.elements : e.batch_size * width;
+        // (GPU lanes run mlps and leave per_sample to the model's widths)
+        if (t.elements > 0) {
+          tr.elements = t.elements;
+        } else {
+          tr.elements = e.batch_size * (t.per_sample > 0 ? t.per_sample : e.model.widths[static_cast<std::size_t>(t.layer)]);
+        }
         st.tensor_ids.push_back(writer->add_tensor(tr));
       }
     }

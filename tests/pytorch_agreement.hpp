@@ -81,4 +81,22 @@ inline std::vector<float> torch_linear_grads(const sim::NpzFile& torch, const st
   return both;
 }
 
+// PyTorch's per-step losses of run `mode` ("fp32", "amp_fp16", ...) in a trajectory file.
+inline std::vector<double> torch_losses(const sim::NpzFile& torch, const std::string& mode) {
+  const sim::NpyArray a = torch.read(mode + ".loss");
+  return std::vector<double>(a.values<double>().begin(), a.values<double>().end());
+}
+
+// The last step's values of the lane's catalogue tensor `name` (e.g. "layer1.activation", "0.activation_grad").
+inline std::vector<double> lane_tensor(const sim::Lane& lane, const std::string& name) {
+  const auto& t = lane.tensors();
+  const auto it = std::find_if(t.begin(), t.end(), [&](const sim::TensorInfo& i) { return i.name == name; });
+  std::vector<double> v;
+  EXPECT_NE(it, t.end()) << name;
+  if (it != t.end()) {
+    EXPECT_TRUE(lane.read_tensor(static_cast<std::size_t>(it - t.begin()), v)) << name;
+  }
+  return v;
+}
+
 }  // namespace mpscope::test

@@ -60,17 +60,7 @@ TEST_P(AutocastStepZero, EveryTensorAsPyTorchRoundsIt) {
             << ", PyTorch " << torch_loss << "\n";
 
   const sim::Format f = config.recipe.activations.format;  // fp16 or bf16: activations and gradients alike
-  const auto index = [&](const std::string& name) {
-    const auto& t = lane->tensors();
-    const auto it = std::find_if(t.begin(), t.end(), [&](const sim::TensorInfo& i) { return i.name == name; });
-    EXPECT_NE(it, t.end()) << name;
-    return static_cast<std::size_t>(it - t.begin());
-  };
-  const auto values = [&](const std::string& name) {
-    std::vector<double> v;
-    EXPECT_TRUE(lane->read_tensor(index(name), v)) << name;
-    return v;
-  };
+  const auto values = [&](const std::string& name) { return test::lane_tensor(*lane, name); };
   // Forward: ReLU(Linear) outputs of the hidden layers, the logits. Backward: d loss / d z of every layer.
   const struct {
     const char* ours;

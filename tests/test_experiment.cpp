@@ -173,6 +173,66 @@ TEST(Experiment, ShapeMismatchesAreCaughtBeforeTraining) {
   EXPECT_EQ(error_of(j), "no error");
 }
 
+// "source": "images": parsed with defaults, resolved (and parsed back), prepared with its sample shape and scale.
+TEST(Experiment, ImagesSource) {
+  json j = base();
+  j["data"] = json::parse(R"({"source": "images", "classes": 5, "points_per_class": 12, "channels": 3, "height": 8,
+                              "width": 6, "noise": 0.05, "scale": 2.0})");
+  j["model"]["layers"] = {3 * 8 * 6, 8, 5};
+  const Experiment e = parse_experiment(j, ".");
+  EXPECT_EQ(e.data.source, "images");
+  EXPECT_EQ(e.data.classes, 5);
+  EXPECT_EQ(e.data.points_per_class, 12);
+  EXPECT_EQ(e.data.channels, 3);
+  EXPECT_EQ(e.data.height, 8);
+  EXPECT_EQ(e.data.width, 6);
+  EXPECT_EQ(e.data.noise, 0.05);
+  EXPECT_EQ(e.data.scale, 2.0);
+  const json r = resolved_json(e);
+  EXPECT_EQ(r["data"], json::parse(R"({"source": "images", "classes": 5, "points_per_class": 12, "channels": 3,
+                                        "height": 8, "width": 6, "noise": 0.05, "scale": 2.0})"));
+  EXPECT_EQ(resolved_json(parse_experiment(r, ".")), r);
+  const Prepared p = prepare(e);
+  EXPECT_EQ(p.data.sample_shape, (std::vector<std::int64_t>{3, 8, 6}));
+  EXPECT_EQ(p.data.size(), 60);
+  EXPECT_EQ(p.data.classes, 5);
+  const Dataset unscaled = make_images(5, 12, 3, 8, 6, 0.05, e.seed);  // the seed is the experiment's
+  ASSERT_EQ(p.data.x.data.size(), unscaled.x.data.size());
+  for (std::size_t i = 0; i < unscaled.x.data.size(); ++i) EXPECT_EQ(p.data.x.data[i], unscaled.x.data[i] * 2.0f);
+
+  j["data"] = {{"source", "images"}};  // the defaults
+  j["model"]["layers"] = {256, 8, 4};
+  j["batch_size"] = 64;
+  const json defaults = resolved_json(parse_experiment(j, "."))["data"];
+  EXPECT_EQ(defaults, json::parse(R"({"source": "images", "classes": 4, "points_per_class": 200, "channels": 1,
+                                       "height": 16, "width": 16, "noise": 0.1, "scale": 1.0})"));
+  EXPECT_EQ(error_of(j), "no error");
+  j["model"]["layers"] = {16, 8, 4};
+  EXPECT_NE(error_of(j).find("model.layers[0]: the data has 256 input features"), std::string::npos) << error_of(j);
+
+  const auto error_with = [&](const json& data) {
+    json k = base();
+    k["data"] = data;
+    return error_of(k);
+  };
+  EXPECT_NE(error_with({{"source", "images"}, {"classes", 1}}).find("data.classes: must be 2..36, got 1"), std::string::npos)
+      << error_with({{"source", "images"}, {"classes", 1}});
+  EXPECT_NE(error_with({{"source", "images"}, {"classes", 40}}).find("data.classes: must be 2..36, got 40"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "images"}, {"height", 3}}).find("data.height: must be at least 4, got 3"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "images"}, {"width", 0}}).find("data.width: must be positive, got 0"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "images"}, {"channels", -2}}).find("data.channels: must be positive, got -2"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "images"}, {"noise", -1}}).find("data.noise: must not be negative"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "images"}, {"height", 2.5}}).find("data.height: expected an integer"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "images"}, {"features", 2}}).find("data.features: unknown key"), std::string::npos)
+      << error_with({{"source", "images"}, {"features", 2}});
+  const std::string big = error_with({{"source", "images"}, {"points_per_class", 1 << 24}, {"channels", 3}, {"height", 64}, {"width", 64}});
+  EXPECT_NE(big.find("data.points_per_class: classes * points_per_class * channels * height * width = 4 * 16777216 * 3 * "
+                     "64 * 64 is more than 2^31 values"),
+            std::string::npos)
+      << big;
+  EXPECT_NE(error_with({{"source", "spiral"}, {"channels", 3}}).find("data.channels: unknown key"), std::string::npos);
+}
+
 TEST(Experiment, JsonSyntaxErrorsGiveLineAndColumn) {
   const auto file = std::filesystem::temp_directory_path() / "mpscope_bad_experiment.json";
   std::ofstream(file) << "{\n  \"name\": \"x\",\n  \"steps\": 10,,\n}\n";

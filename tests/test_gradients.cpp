@@ -6,6 +6,7 @@
 #include <random>
 
 #include "sim/lane.hpp"
+#include "sim/ops/graph.hpp"
 
 using namespace mpscope::sim;
 
@@ -30,12 +31,11 @@ InitialWeights init_for(const ModelConfig& m, unsigned seed) {
   InitialWeights w = default_initial_weights(m, seed);
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(0.5, 1.5), b(-0.3, 0.3);
-  for (int k = 0; k + 1 < m.layers(); ++k) {  // LayerNorm parameters away from their defaults, so they matter
-    std::vector<double> gamma(static_cast<std::size_t>(m.widths[k + 1])), beta(gamma.size());
-    for (auto& g : gamma) g = u(rng);
-    for (auto& x : beta) x = b(rng);
-    w.norm_gamma.push_back(gamma);
-    w.norm_beta.push_back(beta);
+  for (ParamValues& p : w.params) {  // LayerNorm parameters away from their defaults, so they matter
+    if (p.name.ends_with(".norm.weight"))
+      for (auto& g : p.values) g = u(rng);
+    if (p.name.ends_with(".norm.bias"))
+      for (auto& x : p.values) x = b(rng);
   }
   return w;
 }
@@ -63,19 +63,13 @@ LaneConfig lane(const char* recipe) {
   return c;
 }
 
-// Every parameter as a pointer into InitialWeights, in the lanes' gradients() order (per layer: weight, bias,
-// LayerNorm gamma, beta).
+// Every parameter as a pointer into InitialWeights, in the lanes' gradients() order (per layer "layerK": weight,
+// bias, LayerNorm gamma, beta).
 std::vector<std::vector<double*>> parameters(InitialWeights& w, const ModelConfig& m) {
-  std::vector<std::vector<double*>> out;
-  for (int k = 0; k < m.layers(); ++k) {
-    std::vector<double*> layer;
-    for (auto& x : w.weight[static_cast<std::size_t>(k)].data) layer.push_back(&x);
-    for (auto& x : w.bias[static_cast<std::size_t>(k)]) layer.push_back(&x);
-    if (m.layer_norm && k + 1 < m.layers()) {
-      for (auto& x : w.norm_gamma[static_cast<std::size_t>(k)]) layer.push_back(&x);
-      for (auto& x : w.norm_beta[static_cast<std::size_t>(k)]) layer.push_back(&x);
-    }
-    out.push_back(layer);
+  std::vector<std::vector<double*>> out(static_cast<std::size_t>(m.layers()));
+  for (ParamValues& p : w.params) {
+    const std::size_t k = std::stoul(p.name.substr(5, p.name.find('.') - 5)) - 1;  // "layer<k+1>.weight"
+    for (auto& x : p.values) out[k].push_back(&x);
   }
   return out;
 }

@@ -104,7 +104,7 @@ TEST(Lanes, RecordsRoundingEffectsAndHistograms) {
 TEST(Lanes, LossScalingBringsUnderflowingGradientsBack) {
   const ModelConfig m = spiral_model();
   InitialWeights w = default_initial_weights(m, 3);
-  for (double& v : w.weight.back().data) v *= 1e-6;
+  for (double& v : w.at("layer" + std::to_string(m.layers()) + ".weight").values) v *= 1e-6;
   const Batch b = random_batch(4);
   LaneConfig unscaled = lane("fp16-amp"), scaled = lane("fp16-amp");
   scaled.loss_scale.type = LossScaleConfig::Type::dynamic;

@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <stdexcept>
 #include <string>
+#include <unistd.h>
 
 #include <ostream>
 
@@ -41,6 +44,23 @@ inline bool same_value(double a, double b) {
 inline bool same_value(float a, float b) {
   if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
   return std::bit_cast<std::uint32_t>(a) == std::bit_cast<std::uint32_t>(b);
+}
+
+// A file `name` in this process's scratch folder for `suite` (created; remove it with its parent at the end).
+inline std::filesystem::path scratch_file(const std::string& suite, const std::string& name) {
+  const std::filesystem::path d = std::filesystem::temp_directory_path() / ("mpscope_" + suite + "_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(d);
+  return d / name;
+}
+
+// The message of the exception `f` throws, or "no error".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
 }
 
 }  // namespace mpscope::test

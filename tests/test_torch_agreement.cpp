@@ -9,6 +9,7 @@
 #include "analysis/run_store.hpp"
 #include "sim/npy.hpp"
 #include "sim/trainer.hpp"
+#include "pytorch_agreement.hpp"
 
 using namespace mpscope;
 namespace fs = std::filesystem;
@@ -27,11 +28,7 @@ TEST(TorchAgreement, SpiralTrajectories) {
   }
   const analysis::RunReader run(file);
   const sim::NpzFile torch(samples / "torch_spiral_mlp.npz");
-  const auto torch_loss = [&](const std::string& mode) {
-    const sim::NpyArray a = torch.read(mode + ".loss");
-    return std::vector<double>(a.values<double>().begin(), a.values<double>().end());
-  };
-  const std::vector<double> torch_fp32 = torch_loss("fp32");
+  const std::vector<double> torch_fp32 = test::torch_losses(torch, "fp32");
   // Per lane: the largest relative loss difference allowed at any of the 500 steps (measured: fp32 1.7e-7, fp16-amp
   // 5.8e-4, bf16-amp 3.4e-3; chaotic growth of the first differences sets the AMP figures), and for the AMP lanes
   // the first-20-steps test: mean |lane - PyTorch's same recipe| at most 0.3x mean |PyTorch's recipe - PyTorch's
@@ -46,7 +43,7 @@ TEST(TorchAgreement, SpiralTrajectories) {
     const auto lane = std::find_if(lanes.begin(), lanes.end(), [&](const auto& l) { return l.name == c.lane; });
     ASSERT_NE(lane, lanes.end());
     const auto steps = run.steps(lane->id);
-    const std::vector<double> loss = torch_loss(c.mode);
+    const std::vector<double> loss = test::torch_losses(torch, c.mode);
     ASSERT_EQ(steps.size(), 500u);
     double worst = 0, near = 0, effect = 0;
     for (std::size_t i = 0; i < 500; ++i) {

@@ -43,6 +43,25 @@ std::string data_summary(const nlohmann::json& data) {
   if (data.contains("path")) s += ": " + data["path"].get<std::string>();
   return s;
 }
+
+// A sequential model's layers in one line: "conv2d 8 k3 p1, relu, maxpool2d k2, flatten, linear 10".
+QString sequence_summary(const nlohmann::json& layers) {
+  QStringList parts;
+  for (const auto& l : layers) {
+    if (!l.is_object()) continue;
+    QString part = QString::fromStdString(l.value("type", "?"));
+    if (l.contains("out_channels")) part += " " + QString::number(l["out_channels"].get<long long>());
+    if (l.contains("out_features")) part += " " + QString::number(l["out_features"].get<long long>());
+    if (l.contains("kernel_size")) part += " k" + QString::number(l["kernel_size"].get<long long>());
+    if (l.value("stride", 1LL) != 1 && l.value("stride", 0LL) != l.value("kernel_size", 0LL))
+      part += " s" + QString::number(l["stride"].get<long long>());
+    if (l.value("padding", 0LL) != 0) part += " p" + QString::number(l["padding"].get<long long>());
+    parts << part;
+  }
+  return parts.join(", ");
+}
+
+bool is_sequential(const nlohmann::json& model) { return model.is_object() && model.value("type", "mlp") == "sequential"; }
 }  // namespace
 
 ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_available, QWidget* parent)
@@ -67,7 +86,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   layers_ = new QLineEdit;
   layers_->setToolTip("Widths from the input to the output, e.g. 2, 64, 64, 3");
   activation_ = new QComboBox;
-  activation_->addItems({"relu", "gelu", "gelu_tanh", "tanh", "sigmoid"});
+  activation_->addItems({"relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "silu"});
   loss_ = new QComboBox;  // (docs/recipes.md: where cross-entropy rounds)
   loss_->addItem("cross-entropy (as autocast: log-probs in the logits' format)", "autocast");
   loss_->addItem("cross-entropy of the logits cast to fp32", "fp32");
@@ -158,9 +177,20 @@ void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesyst
   steps_->setValue(e.value("steps", 100));
   batch_->setValue(e.value("batch_size", 64));
   const nlohmann::json model = e.value("model", nlohmann::json::object());
-  QStringList widths;
-  for (const auto& w : model.value("layers", nlohmann::json::array())) widths << QString::number(w.get<long long>());
-  layers_->setText(widths.join(", "));
+  // A sequential model's layers are shown, not edited here (its file says them); an mlp's widths are edited.
+  const bool sequential = is_sequential(model);
+  if (sequential) {
+    layers_->setText(sequence_summary(model.value("layers", nlohmann::json::array())));
+  } else {
+    QStringList widths;
+    for (const auto& w : model.value("layers", nlohmann::json::array()))
+      if (w.is_number_integer()) widths << QString::number(w.get<long long>());
+    layers_->setText(widths.join(", "));
+  }
+  layers_->setReadOnly(sequential);
+  layers_->setToolTip(sequential ? "The sequential model's layers, as the experiment file gives them"
+                                 : "Widths from the input to the output, e.g. 2, 64, 64, 3");
+  activation_->setEnabled(!sequential);
   activation_->setCurrentText(QString::fromStdString(model.value("activation", "relu")));
   const nlohmann::json loss = e.value("loss", nlohmann::json("cross_entropy"));
   const std::string type = loss.is_object() ? loss.value("type", "cross_entropy") : loss.is_string() ? loss.get<std::string>() : "";
@@ -172,7 +202,7 @@ void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesyst
   data_->clear();
   const nlohmann::json data = e.value("data", nlohmann::json());
   data_->addItem(QString::fromStdString(data_summary(data)) + " (as in the file)", QString());
-  for (const char* source : {"spiral", "circles", "xor", "blobs", "sine"})
+  for (const char* source : {"spiral", "circles", "xor", "blobs", "sine", "images"})
     if (!(data.is_object() && data.value("source", "") == source && data.size() == 1))
       data_->addItem(QString(source) + " (defaults)", QString(source));
   lanes_->setLanes(e.value("lanes", nlohmann::json::array()));
@@ -185,17 +215,19 @@ nlohmann::json ExperimentPanel::experiment() const {
   e["steps"] = steps_->value();
   e["batch_size"] = batch_->value();
   if (const QString source = data_->currentData().toString(); !source.isEmpty()) e["data"] = {{"source", source.toStdString()}};
-  nlohmann::json widths = nlohmann::json::array();
-  for (const QString& part : layers_->text().split(',', Qt::SkipEmptyParts)) {
-    bool ok = false;
-    const long long w = part.trimmed().toLongLong(&ok);
-    if (!ok || w <= 0)
-      throw std::invalid_argument("Layers: '" + part.trimmed().toStdString() + "' is not a positive width (write e.g. 2, 64, 64, 3)");
-    widths.push_back(w);
-  }
   if (!e.contains("model") || !e["model"].is_object()) e["model"] = nlohmann::json::object();
-  e["model"]["layers"] = widths;
-  e["model"]["activation"] = activation_->currentText().toStdString();
+  if (!is_sequential(e["model"])) {
+    nlohmann::json widths = nlohmann::json::array();
+    for (const QString& part : layers_->text().split(',', Qt::SkipEmptyParts)) {
+      bool ok = false;
+      const long long w = part.trimmed().toLongLong(&ok);
+      if (!ok || w <= 0)
+        throw std::invalid_argument("Layers: '" + part.trimmed().toStdString() + "' is not a positive width (write e.g. 2, 64, 64, 3)");
+      widths.push_back(w);
+    }
+    e["model"]["layers"] = widths;
+    e["model"]["activation"] = activation_->currentText().toStdString();
+  }
   const std::string loss = loss_->currentData().toString().toStdString();
   e["loss"] = loss == "mse" ? nlohmann::json("mse") : nlohmann::json{{"type", "cross_entropy"}, {"logits", loss}};
   if (!e.contains("optimizer") || !e["optimizer"].is_object()) e["optimizer"] = nlohmann::json::object();

@@ -1,4 +1,4 @@
-// Internal: the arithmetic a lane's MLP code (sim/mlp_lane.hpp) delegates, one policy per storage type.
+// Internal: the arithmetic every op (sim/ops/*.cpp) delegates its rounding points to, one policy per storage type.
 //   RoundedOps  float32 storage: every rounding point rounds to its role's format (recipe), GEMMs follow the
 //               accumulation model, elementwise results are computed in double and rounded once, FP8 casts use
 //               delayed scaling; rounding effects and the first inf/NaN are logged per tensor.
@@ -22,8 +22,6 @@ namespace mpscope::sim {
 // The exact lane's number: a 113-bit significand, like IEEE binary128.
 using Exact = boost::multiprecision::number<boost::multiprecision::cpp_bin_float<113, boost::multiprecision::digit_base_2>,
                                             boost::multiprecision::et_off>;
-
-enum class Role { master, weights, activations, gradients, gemm_input, gemm_grad_input };
 
 // Elementary functions of the wide type: double through the host/device mathfn (so the GPU can match them),
 // Exact through Boost.
@@ -84,8 +82,8 @@ class RoundedOps {
   using T = float;
   using Wide = double;
 
-  RoundedOps(const LaneConfig& c, int layers) : recipe_(c.recipe), random_(c.seed, 0x726f756e64 /* "round" */) {
-    for (int k = 0; k < layers; ++k) {
+  RoundedOps(const LaneConfig& c, int gemms) : recipe_(c.recipe), random_(c.seed, 0x726f756e64 /* "round" */) {
+    for (int k = 0; k < gemms; ++k) {
       for (Role r : {Role::gemm_input, Role::weights, Role::gemm_grad_input}) {
         const double max = recipe_.delayed_scaling ? role(r).format.max_finite() : 1.0;
         scales_.emplace_back(max, c.fp8_history, c.fp8_margin);
@@ -202,7 +200,7 @@ class RoundedOps {
 
   Recipe recipe_;
   RandomStream random_;
-  std::vector<DelayedScaling> scales_;  // per layer: gemm input, weights, gradient input
+  std::vector<DelayedScaling> scales_;  // per GEMM op: gemm input, weights, gradient input
   std::vector<double> amax_;
 };
 

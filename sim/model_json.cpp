@@ -1,0 +1,152 @@
+#include "sim/model_json.hpp"
+
+#include "sim/ops/graph.hpp"
+
+namespace mpscope::sim {
+
+namespace {
+
+using json = nlohmann::json;
+using Type = LayerSpec::Type;
+
+const std::vector<std::string> activation_names = {"relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "silu"};
+
+Activation activation_of(const std::string& name) {
+  for (Activation a : {Activation::relu, Activation::gelu, Activation::gelu_tanh, Activation::tanh, Activation::sigmoid, Activation::silu})
+    if (to_string(a) == name) return a;
+  throw std::logic_error("unknown activation " + name);
+}
+
+std::int64_t positive(JsonObject& o, const std::string& key, std::optional<std::int64_t> fallback = {}) {
+  const std::int64_t v = o.integer(key, fallback);
+  if (v <= 0) o.fail(key, "must be a positive integer, found " + std::to_string(v));
+  return v;
+}
+
+LayerSpec parse_layer(JsonObject o) {
+  std::vector<std::string> types = {"linear", "conv2d", "maxpool2d", "avgpool2d", "flatten", "layer_norm", "batch_norm2d"};
+  types.insert(types.end(), activation_names.begin(), activation_names.end());
+  const std::string type = o.choice("type", types);
+  LayerSpec s;
+  if (type == "linear") {
+    s.type = Type::linear;
+    s.out = positive(o, "out_features");
+    s.bias = o.boolean("bias", true);
+  } else if (type == "conv2d") {
+    s.type = Type::conv2d;
+    s.out = positive(o, "out_channels");
+    s.kernel = positive(o, "kernel_size");
+    s.stride = positive(o, "stride", 1);
+    s.padding = o.integer("padding", 0);
+    if (s.padding < 0) o.fail("padding", "must not be negative");
+    s.bias = o.boolean("bias", true);
+  } else if (type == "maxpool2d" || type == "avgpool2d") {
+    s.type = type == "maxpool2d" ? Type::maxpool2d : Type::avgpool2d;
+    s.kernel = positive(o, "kernel_size");
+    s.stride = positive(o, "stride", s.kernel);
+  } else if (type == "flatten") {
+    s.type = Type::flatten;
+  } else if (type == "layer_norm" || type == "batch_norm2d") {
+    s.type = type == "layer_norm" ? Type::layer_norm : Type::batch_norm2d;
+    s.eps = o.number("eps", 1e-5);
+    if (!(s.eps > 0)) o.fail("eps", "must be positive");
+    if (s.type == Type::batch_norm2d) {
+      s.momentum = o.number("momentum", 0.1);
+      if (!(s.momentum >= 0 && s.momentum <= 1)) o.fail("momentum", "must be in [0, 1]");
+    }
+  } else {
+    s.type = Type::activation;
+    s.activation = activation_of(type);
+  }
+  o.finish();
+  return s;
+}
+
+json layer_json(const LayerSpec& s) {
+  switch (s.type) {
+    case Type::linear: return {{"type", "linear"}, {"out_features", s.out}, {"bias", s.bias}};
+    case Type::conv2d:
+      return {{"type", "conv2d"}, {"out_channels", s.out}, {"kernel_size", s.kernel}, {"stride", s.stride},
+              {"padding", s.padding}, {"bias", s.bias}};
+    case Type::maxpool2d:
+    case Type::avgpool2d: return {{"type", std::string(to_string(s.type))}, {"kernel_size", s.kernel}, {"stride", s.stride}};
+    case Type::flatten: return {{"type", "flatten"}};
+    case Type::activation: return {{"type", std::string(to_string(s.activation))}};
+    case Type::layer_norm: return {{"type", "layer_norm"}, {"eps", s.eps}};
+    case Type::batch_norm2d: return {{"type", "batch_norm2d"}, {"eps", s.eps}, {"momentum", s.momentum}};
+  }
+  return {};
+}
+
+}  // namespace
+
+ModelConfig parse_model_json(JsonObject& o) {
+  ModelConfig m;
+  const std::string type = o.choice("type", {"mlp", "sequential"}, "mlp");
+  const json& layers = o.array("layers");
+  if (type == "mlp") {
+    if (layers.size() < 2) o.fail("layers", "needs at least an input and an output width, e.g. [2, 64, 3]");
+    for (std::size_t i = 0; i < layers.size(); ++i) {
+      if (!layers[i].is_number_integer() || layers[i].get<std::int64_t>() <= 0)
+        o.fail("layers[" + std::to_string(i) + "]", "expected a positive integer width, found " + layers[i].dump());
+      m.widths.push_back(layers[i].get<std::int64_t>());
+    }
+    m.activation = activation_of(o.choice("activation", activation_names, "relu"));
+    m.layer_norm = o.boolean("layer_norm", false);
+    m.layer_norm_eps = o.number("layer_norm_eps", 1e-5);
+  } else {
+    m.type = ModelConfig::Type::sequential;
+    const json& input = o.array("input");
+    if (input.empty() || input.size() > 3) o.fail("input", "expected the shape of one sample: [features] or [C, H, W]");
+    for (std::size_t i = 0; i < input.size(); ++i) {
+      if (!input[i].is_number_integer() || input[i].get<std::int64_t>() <= 0)
+        o.fail("input[" + std::to_string(i) + "]", "expected a positive integer, found " + input[i].dump());
+      m.input.push_back(input[i].get<std::int64_t>());
+    }
+    if (layers.empty()) o.fail("layers", "needs at least one layer, e.g. [{\"type\": \"linear\", \"out_features\": 10}]");
+    for (std::size_t i = 0; i < layers.size(); ++i)
+      m.sequence.push_back(parse_layer(JsonObject(layers[i], o.path_of("layers[" + std::to_string(i) + "]"))));
+  }
+  try {
+    const Graph g = build_graph(m);
+    if (g.parameters() == 0) o.fail("layers", "the model has no layer with parameters to train");
+    if (g.nodes.back().out_shape.size() != 1)
+      o.fail("layers", "the last layer's output per sample is " + shape_text(g.nodes.back().out_shape) +
+                           "; the loss needs (outputs,) (add a flatten and a linear layer)");
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    throw ConfigError(what.starts_with("layers[") ? o.path_of(what) : o.path() + ": " + what);
+  }
+  return m;
+}
+
+json model_json(const ModelConfig& m) {
+  if (m.type == ModelConfig::Type::mlp)
+    return {{"type", "mlp"}, {"layers", m.widths}, {"activation", std::string(to_string(m.activation))},
+            {"layer_norm", m.layer_norm}, {"layer_norm_eps", m.layer_norm_eps}};
+  json layers = json::array();
+  for (const LayerSpec& s : m.sequence) layers.push_back(layer_json(s));
+  return {{"type", "sequential"}, {"input", m.input}, {"layers", layers}};
+}
+
+void check_model_fits_data(const ModelConfig& m, const Dataset& data) {
+  const Graph g = build_graph(m);
+  const std::vector<std::int64_t> sample = data.sample_shape.empty() ? std::vector<std::int64_t>{data.features()} : data.sample_shape;
+  if (m.type == ModelConfig::Type::mlp) {
+    if (g.input.front() != data.features())
+      throw ConfigError("model.layers[0]: the data has " + std::to_string(data.features()) +
+                        " input features, the model takes " + std::to_string(g.input.front()));
+  } else if (g.input != sample) {
+    throw ConfigError("model.input: the model takes samples of shape " + shape_text(g.input) + ", the data's are " +
+                      shape_text(sample));
+  }
+  if (m.loss == LossType::cross_entropy && !data.classification())
+    throw ConfigError("loss: cross_entropy needs class labels; this data has regression targets (use \"mse\")");
+  if (g.outputs() != data.outputs()) {
+    const std::string last = "model.layers[" + std::to_string(m.type == ModelConfig::Type::mlp ? m.widths.size() - 1 : m.sequence.size() - 1) + "]";
+    throw ConfigError(last + ": the model has " + std::to_string(g.outputs()) + " outputs, the data has " +
+                      std::to_string(data.outputs()) + (data.classification() ? " classes" : " target columns"));
+  }
+}
+
+}  // namespace mpscope::sim
