@@ -189,6 +189,24 @@ TEST(GuiSeries, LayerFiguresAtTheLastRecordedStep) {
   EXPECT_EQ(at3[1].first_nonfinite, "layer2.activation_grad");
   EXPECT_TRUE(at3[0].first_nonfinite.empty());
   EXPECT_EQ(layer_csv(at3).substr(0, 6), "layer,");
+  EXPECT_EQ(at3[0].name, "layer1");  // an mlp's layers by their catalogue names
+}
+
+// A sequential model's layers are named by their module index, from their weights' names ("3.weight" -> "3").
+TEST(GuiSeries, LayerFiguresNameSequentialLayers) {
+  LaneData l = hand_lane();
+  l.tensors = {{10, 1, 1, "0.weight", "weight", "fp32", 72}, {11, 1, 1, "0.weight_grad", "weight_grad", "fp16", 72},
+               {12, 1, 2, "3.weight", "weight", "fp32", 1152}, {13, 1, 2, "3.activation_grad", "activation_grad", "fp16", 4}};
+  l.info.first_nonfinite = "3.activation_grad";
+  const auto rows = layer_figures(l, 3);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].name, "0");
+  EXPECT_EQ(rows[1].name, "3");
+  EXPECT_EQ(rows[1].first_nonfinite, "3.activation_grad");
+  EXPECT_TRUE(rows[0].first_nonfinite.empty());
+  LayerTableModel model;
+  model.setRows(rows);
+  EXPECT_EQ(model.data(model.index(1, LayerTableModel::Layer)).toString(), "3");
 }
 
 TEST(GuiRunData, FollowsARunFileAsItIsWritten) {

@@ -35,11 +35,11 @@ QVariant LayerTableModel::data(const QModelIndex& index, int role) const {
   if (!checkIndex(index, CheckIndexOption::IndexIsValid)) return {};
   const LayerFigures& r = rows_[static_cast<std::size_t>(index.row())];
   if (role == Qt::BackgroundRole && !r.first_nonfinite.empty()) return QBrush(QColor(255, 200, 200));
-  if (role == Qt::TextAlignmentRole && index.column() != FirstNonfinite)
+  if (role == Qt::TextAlignmentRole && index.column() != FirstNonfinite && index.column() != Layer)
     return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
   if (role != Qt::DisplayRole) return {};
   switch (index.column()) {
-    case Layer: return r.layer;
+    case Layer: return QString::fromStdString(r.name);
     case GradientUnderflow: return share(r.gradient_underflow);
     case Overflow: return QString::number(r.overflow);
     case LostUpdates: return share(r.lost_updates);

@@ -191,8 +191,12 @@ std::vector<LayerFigures> layer_figures(const LaneData& lane, std::int64_t step)
   for (int k = 1; k <= lane.layers(); ++k) {
     LayerFigures f;
     f.layer = k;
+    f.name = "layer" + std::to_string(k);
     rows.push_back(f);
   }
+  for (const analysis::TensorRow& t : lane.tensors)  // the module's name from its weight's ("0.weight" -> "0")
+    if (t.kind == "weight" && t.layer >= 1 && t.layer <= static_cast<int>(rows.size()) && t.name.ends_with(".weight"))
+      rows[static_cast<std::size_t>(t.layer - 1)].name = t.name.substr(0, t.name.size() - 7);
   if (!recorded) return rows;
   std::vector<std::int64_t> underflow(rows.size()), rounded(rows.size());
   for (const auto& s : lane.tensor_stats.at(*recorded)) {
@@ -218,7 +222,7 @@ std::vector<LayerFigures> layer_figures(const LaneData& lane, std::int64_t step)
   const std::string& bad = lane.info.first_nonfinite;
   if (!bad.empty() && lane.info.first_nonfinite_step && *lane.info.first_nonfinite_step <= step)
     for (auto& r : rows)
-      if (bad.starts_with("layer" + std::to_string(r.layer) + ".")) r.first_nonfinite = bad;
+      if (bad.starts_with(r.name + ".")) r.first_nonfinite = bad;
   return rows;
 }
 

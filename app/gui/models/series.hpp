@@ -75,6 +75,7 @@ Zone zone_of(int exponent, const FormatLimits& limits);
 // Divergence view's table: one row per layer at a recorded step.
 struct LayerFigures {
   int layer = 0;
+  std::string name;  // the layer's module: "layer1" of an mlp, "0" of a sequential model (its weight's prefix)
   std::optional<double> gradient_underflow;  // underflowed / rounded over the layer's gradient tensors
   std::int64_t overflow = 0;                 // values that overflowed where the lane rounds the layer's tensors
   std::optional<double> lost_updates, weight_distance, grad_cosine;
