@@ -170,7 +170,7 @@ NpyArray NpyArray::from(std::span<const T> values, std::vector<std::int64_t> sha
     throw std::invalid_argument("NpyArray::from: shape " + a.shape_string() + " does not hold " +
                                 std::to_string(values.size()) + " values");
   a.bytes.resize(values.size_bytes());
-  std::memcpy(a.bytes.data(), values.data(), values.size_bytes());
+  if (!values.empty()) std::memcpy(a.bytes.data(), values.data(), values.size_bytes());  // (empty: data() may be null)
   return a;
 }
 
@@ -241,7 +241,7 @@ std::vector<std::byte> serialize_npy(const NpyArray& a) {
                                   static_cast<unsigned char>(header.size() >> 8)};
   std::memcpy(out.data(), prefix, 10);
   std::memcpy(out.data() + 10, header.data(), header.size());
-  std::memcpy(out.data() + 10 + header.size(), a.bytes.data(), a.bytes.size());
+  if (!a.bytes.empty()) std::memcpy(out.data() + 10 + header.size(), a.bytes.data(), a.bytes.size());
   return out;
 }
 
