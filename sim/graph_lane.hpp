@@ -26,6 +26,7 @@ class GraphLane final : public Lane {
 
   GraphLane(const LaneConfig& c, const ModelConfig& m, const InitialWeights& init)
       : config_(c), model_(m), graph_(build_graph(m)), ops_(c, graph_.gemms) {
+    if (graph_.parameters() == 0) throw std::invalid_argument("lane " + c.name + ": the model has no parameters to train");
     tensors_ = graph_.tensors;
     for (std::size_t i = 0; i < tensors_.size(); ++i) tensors_[i].format = ops_.format_name(graph_.tensor_roles[i]);
     StepLog setup;
@@ -137,7 +138,7 @@ class GraphLane final : public Lane {
       correct += l.correct;
     }
     ops_.restore_random_state(saved_stream);
-    e.loss = chunk >= rows ? last_loss : loss_sum / static_cast<double>(rows);
+    e.loss = chunk >= rows ? last_loss : to_double(ops_.loss_value(W(loss_sum / static_cast<double>(rows))));
     if (e.accuracy) e.accuracy = static_cast<double>(correct) / static_cast<double>(rows);
     return e;
   }
@@ -255,8 +256,9 @@ class GraphLane final : public Lane {
   }
 
   // Rows per evaluation chunk: all of them unless the largest buffer (an op's output or a convolution's im2col
-  // matrix) would pass 2^26 values.
+  // matrix) would pass 2^26 values. An mlp evaluates in one piece (its loss rounded once, as the GPU lane's).
   std::int64_t evaluation_chunk(std::int64_t rows) const {
+    if (model_.type == ModelConfig::Type::mlp) return rows;
     std::int64_t widest = 1;
     for (const Node& n : graph_.nodes) {
       widest = std::max({widest, n.in_size(), n.out_size()});

@@ -260,3 +260,32 @@ TEST(Experiment, SelectLanes) {
 }
 
 }  // namespace
+
+namespace {
+
+// Sequential models: the model section parsed and written back; what GPU lanes cannot run yet is refused by key.
+TEST(Experiment, SequentialModelsAndWhatGpuLanesRefuse) {
+  json j = base();
+  j["data"] = {{"source", "images"}, {"classes", 3}, {"points_per_class", 20}, {"height", 8}, {"width", 8}};
+  j["model"] = json::parse(R"({"type": "sequential", "input": [1, 8, 8], "layers": [
+      {"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": 1}, {"type": "silu"},
+      {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"}, {"type": "linear", "out_features": 3}]})");
+  j["batch_size"] = 16;
+  EXPECT_EQ(error_of(j), "no error");
+  const Experiment e = parse_experiment(j, ".");
+  EXPECT_EQ(resolved_json(e)["model"]["layers"][2], json::parse(R"({"type": "maxpool2d", "kernel_size": 2, "stride": 2})"));
+  EXPECT_EQ(parse_experiment(resolved_json(e), ".").model.sequence.size(), 5u);
+  json gpu = j;
+  gpu["lanes"][1]["backend"] = "gpu";
+  EXPECT_NE(error_of(gpu).find("lanes[1].backend: gpu lanes run mlp models"), std::string::npos) << error_of(gpu);
+  json silu = base();
+  silu["model"]["activation"] = "silu";
+  silu["lanes"][1]["backend"] = "gpu";
+  EXPECT_NE(error_of(silu).find("lanes[1].backend"), std::string::npos) << error_of(silu);
+  json objects = base();
+  objects["model"]["layers"] = json::parse(R"([{"type": "linear", "out_features": 3}])");
+  EXPECT_NE(error_of(objects).find("model.layers[0]: an mlp's layers are widths; layers given as objects need \"type\": \"sequential\""),
+            std::string::npos) << error_of(objects);
+}
+
+}  // namespace

@@ -46,8 +46,9 @@ class BatchNorm2d final : public Op<Ops> {
         const W unbiased = batch * area_ > 1 ? var / (count - W(1)) : var;
         var /= count;
         const auto k = static_cast<std::size_t>(c);
-        running_mean_[k] = (W(1) - W(momentum_)) * running_mean_[k] + W(momentum_) * mean;
-        running_var_[k] = (W(1) - W(momentum_)) * running_var_[k] + W(momentum_) * unbiased;
+        // float32 buffers, as PyTorch's (float32 storage rounds them; the wide lanes keep them wide)
+        running_mean_[k] = cx.ops.to_float32((W(1) - W(momentum_)) * running_mean_[k] + W(momentum_) * mean);
+        running_var_[k] = cx.ops.to_float32((W(1) - W(momentum_)) * running_var_[k] + W(momentum_) * unbiased);
       } else {
         mean = running_mean_[static_cast<std::size_t>(c)];
         var = running_var_[static_cast<std::size_t>(c)];

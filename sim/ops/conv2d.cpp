@@ -73,7 +73,7 @@ class Conv2d final : public Op<Ops> {
   }
 
   void backward(OpContext<Ops>& cx, const Matrix<T>&, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dx) override {
-    const std::int64_t batch = dy.rows, patch = c_ * k_ * k_, positions = ho_ * wo_;
+    const std::int64_t batch = dy.rows, positions = ho_ * wo_;
     Matrix<T> dyq(dy.rows, dy.cols);
     const float dy_descale = cx.ops.quantize(Role::gemm_grad_input, 3 * this->node().gemm + 2, cx.out_grad_tensor,
                                              dy.values(), dyq.values(), cx.log);

@@ -175,8 +175,10 @@ Graph build_graph(const ModelConfig& m) {
       const ParamInfo* bias = n.params.size() > 1 && n.params[1].is_bias ? &n.params[1] : nullptr;
       grp.weight = add("weight", Role::master, n.params[0].size(), 0);
       if (bias) grp.bias = add("bias", Role::master, bias->size(), 0);
-      grp.weight_grad = add("weight_grad", Role::gradients, n.params[0].size(), 0);
-      if (bias) grp.bias_grad = add("bias_grad", Role::gradients, bias->size(), 0);
+      // (batch norm's parameters and their gradients stay float32 under autocast: the master format)
+      const Role grads = n.spec.type == LayerSpec::Type::batch_norm2d ? Role::master : Role::gradients;
+      grp.weight_grad = add("weight_grad", grads, n.params[0].size(), 0);
+      if (bias) grp.bias_grad = add("bias_grad", grads, bias->size(), 0);
       grp.activation = add("activation", Role::activations, 0, n.out_size());
       grp.activation_grad = add("activation_grad", Role::gradients, 0, n.out_size());
       g.groups.push_back(grp);

@@ -6,6 +6,9 @@
 //   backward  dγ = round(Σ dy·x̂), dβ = round(Σ dy)     over the rows; the gradients role
 //             dx = round(rstd/D·(D·dx̂ − Σdx̂ − x̂·Σ(dx̂·x̂))),  dx̂ = dy·γc
 // rows = batch × the sample's leading dimensions.
+// Under autocast PyTorch runs layer_norm in float32 (its fp32 list): fp32 γ, β and an fp32 output. This op rounds
+// γ, β and the output to the activation format, which equals PyTorch where a Linear or Conv follows (they cast their
+// input anyway: the mlp's case) but not before an activation, a pool or the loss (to do with the transformer).
 #include "sim/ops/op.hpp"
 
 namespace mpscope::sim {

@@ -1,6 +1,6 @@
 // MaxPool2d and AvgPool2d (kernel k, stride s, no padding) on (C, H, W) samples.
 //
-//   max   forward   y = the window's first maximum (row-major; NaN wins, as PyTorch's kernel)   no rounding
+//   max   forward   y = the window's first maximum (row-major; the last NaN wins, as in PyTorch's kernel)
 //         backward  dx = Σ dy over the windows whose maximum x was                           exact where windows
 //                                                                                            do not overlap
 //   avg   forward   y = round(Σ window / k²)       in the wide type, rounded once (PyTorch: float accumulation)
@@ -37,8 +37,7 @@ class Pool2d final : public Op<Ops> {
               for (std::int64_t kh = 0; kh < k_; ++kh)
                 for (std::int64_t kw = 0; kw < k_; ++kw) {
                   const std::int64_t i = window(c, oh, ow, kh, kw);
-                  const double v = to_double(x(b, i));
-                  if (v > to_double(x(b, best)) || (std::isnan(v) && !std::isnan(to_double(x(b, best))))) best = i;
+                  if (x(b, i) > x(b, best) || std::isnan(to_double(x(b, i)))) best = i;  // PyTorch: the last NaN
                 }
               argmax_[static_cast<std::size_t>(b * y.cols + o)] = best;
               y(b, o) = x(b, best);

@@ -53,8 +53,9 @@ QString sequence_summary(const nlohmann::json& layers) {
     if (l.contains("out_channels")) part += " " + QString::number(l["out_channels"].get<long long>());
     if (l.contains("out_features")) part += " " + QString::number(l["out_features"].get<long long>());
     if (l.contains("kernel_size")) part += " k" + QString::number(l["kernel_size"].get<long long>());
-    if (l.value("stride", 1LL) != 1 && l.value("stride", 0LL) != l.value("kernel_size", 0LL))
-      part += " s" + QString::number(l["stride"].get<long long>());
+    const bool pool = l.value("type", "").ends_with("pool2d");  // a pool's stride defaults to its kernel size
+    const long long stride = l.value("stride", pool ? l.value("kernel_size", 1LL) : 1LL);
+    if (stride != (pool ? l.value("kernel_size", 1LL) : 1LL)) part += " s" + QString::number(stride);
     if (l.value("padding", 0LL) != 0) part += " p" + QString::number(l["padding"].get<long long>());
     parts << part;
   }
