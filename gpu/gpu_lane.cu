@@ -1,6 +1,7 @@
 // make_gpu_lane: which recipes the GPU backend runs, and with which element types.
 #include "gpu/gpu_lane.hpp"
 
+#include "gpu/kernels.cuh"
 #include "gpu/mlp_lane.cuh"
 
 namespace mpscope::gpu {
@@ -12,9 +13,10 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
     throw GpuError("lane " + lane.name + ": " + why);
   };
   const std::string supported = "GPU lanes run fp32, fp16-amp, bf16-amp, fp16-pure and fp8";
-  if (model.type != sim::ModelConfig::Type::mlp || model.activation == sim::Activation::silu)
-    return refuse("GPU lanes run mlp models with relu, gelu, gelu_tanh, tanh or sigmoid so far (the CUDA twins of the "
-                  "sequential layers and of silu are not written yet); \"backend\": \"cpu\" runs this model");
+  if (model.type != sim::ModelConfig::Type::mlp)
+    return refuse("GPU lanes run mlp models so far (no GPU lane runs a sequential model's graph yet); \"backend\": "
+                  "\"cpu\" runs this model");
+  static_assert(static_cast<int>(sim::Activation::silu) == kernels::silu, "the GPU's activation kinds follow sim's");
   if (r.storage != sim::Storage::float32 || r.name == "custom")
     return refuse("the " + r.name + " recipe has no GPU lane (" + supported + "; \"backend\": \"cpu\" runs it)");
   for (const sim::RoleFormat* role : {&r.master, &r.weights, &r.activations, &r.gradients, &r.update})

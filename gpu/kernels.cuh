@@ -18,7 +18,7 @@ struct OptimizerConfig;
 
 namespace mpscope::gpu::kernels {
 
-enum ActivationKind { relu = 0, gelu = 1, gelu_tanh = 2, tanh_act = 3, sigmoid = 4 };  // sim::Activation's order
+enum ActivationKind { relu = 0, gelu = 1, gelu_tanh = 2, tanh_act = 3, sigmoid = 4, silu = 5 };  // sim::Activation's order
 
 // GradScaler's state on the device (sim::LossScaler), updated there after every backward pass.
 struct DeviceScaler {

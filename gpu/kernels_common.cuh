@@ -45,6 +45,7 @@ __device__ inline double activate_value(double z, int a) {
     }
     case tanh_act: return mf::tanh(z);
     case sigmoid: return 1.0 / (1.0 + mf::exp(-z));
+    case silu: return z * (1.0 / (1.0 + mf::exp(-z)));
   }
   return z;
 }
@@ -65,6 +66,10 @@ __device__ inline double activation_slope(double z, double h, int a) {
     }
     case tanh_act: return 1.0 - h * h;
     case sigmoid: return h * (1.0 - h);
+    case silu: {
+      const double s = 1.0 / (1.0 + mf::exp(-z));
+      return s * (1.0 + z * (1.0 - s));
+    }
   }
   return 1.0;
 }

@@ -186,7 +186,7 @@ TEST(GpuExactLane, Fp8DelayedScalingMatchesTheCpuLane) {
 TEST(GpuExactLane, EveryOperationMatchesTheCpuLane) {
   MPSCOPE_REQUIRE_GPU();
   for (sim::Activation a : {sim::Activation::relu, sim::Activation::gelu, sim::Activation::gelu_tanh, sim::Activation::tanh,
-                            sim::Activation::sigmoid}) {
+                            sim::Activation::sigmoid, sim::Activation::silu}) {
     for (bool norm : {false, true}) {
       Problem s = spiral_problem({2, 24, 40, 3});
       s.model.activation = a;
