@@ -61,4 +61,23 @@ template <typename T>
 void pool_backward(const T* dy, const std::int64_t* argmax, T* dx, const PoolShape& s, PointStats st,
                    cudaStream_t stream);
 
+// ---- batch_norm2d (sim/ops/batch_norm.cpp) --------------------------------------------------------------------
+struct NormShape {
+  std::int64_t batch, c, area;  // x (batch, c, area), area = h·w
+  double eps, momentum;
+};
+// Training: per channel (one thread each, the CPU's order) the batch mean and rstd (c), the running statistics
+// (c, double holding float32 values) updated; evaluation (training 0): mean and rstd from the running statistics.
+// Then y (batch, c, area) = round((x − mean)·rstd·γ + β), γ, β (c) in the parameters' type M.
+template <typename T, typename M>
+void batch_norm_forward(const T* x, const M* gamma, const M* beta, T* y, double* mean, double* rstd,
+                        double* running_mean, double* running_var, const NormShape& s, int training, PointStats st,
+                        cudaStream_t stream);
+// dγ, dβ (c) rounded to M; sums (2·c) the per-channel Σ dx̂ and Σ dx̂·x̂; dx (batch, c, area) rounded to T (null:
+// not needed)
+template <typename T, typename M>
+void batch_norm_backward(const T* x, const T* dy, const M* gamma, const double* mean, const double* rstd, M* dgamma,
+                         M* dbeta, double* sums, T* dx, const NormShape& s, PointStats dgamma_st, PointStats dbeta_st,
+                         PointStats dx_st, cudaStream_t stream);
+
 }  // namespace mpscope::gpu::ops

@@ -1,7 +1,8 @@
 // The graph ops' CUDA twins (gpu/ops/) against their CPU references (sim/ops/), op by op as ggml's backend tests
 // do: the same inputs and weights through the CPU op (RoundedOps, the lane's rounding points) and through the GPU
 // kernels with mpscope's exact GEMMs; every output and gradient bit-identical, for fp32, fp16 (fp32 and h100
-// accumulation) and bf16, with strides, padding, overlapping pooling windows and ties.
+// accumulation) and bf16, with strides, padding, overlapping pooling windows and ties; batch norm in training and
+// evaluation mode with its running statistics (fp16-pure: fp16 parameters).
 #include <algorithm>
 #include <memory>
 #include <random>
@@ -198,6 +199,58 @@ void check_pool(const Case& c, bool max, std::int64_t k, std::int64_t stride) {
   expect_same_bits(dx.data, host_values(gx.get(), gx.size()), what + ": input gradient");
 }
 
+template <typename T, typename M>
+void check_batch_norm(const Case& c) {
+  sim::LayerSpec spec = layer(sim::LayerSpec::Type::batch_norm2d, 0, 0, 0, 0);
+  spec.momentum = 0.3;
+  CpuOp cpu(image_model({4, 5, 6}, spec), c);
+  const gpu::ops::NormShape s{7, 4, 30, spec.eps, spec.momentum};
+  const std::string what = std::string(c.recipe) + " batch_norm2d";
+  std::mt19937 rng(11);
+  const sim::Format f = cpu.format(), master = cpu.lane.recipe.master.format;
+  auto& params = cpu.op->params();
+  for (auto& p : params) {
+    const std::vector<float> v = random_values(p.master.size(), master, rng, 0.5);
+    p.master.assign(v.begin(), v.end());
+  }
+  sim::Matrix<float> x(s.batch, s.c * s.area), y, y_eval;
+  x.data = random_values(x.data.size(), f, rng, 2.0);
+  sim::OpContext<sim::RoundedOps> cx = cpu.context();
+  const auto channels = static_cast<std::size_t>(s.c);
+  DeviceBuffer<T> dx_in = device_values<T>(x.data), out(x.data.size());
+  DeviceBuffer<M> gamma = device_values<M>(params[0].master), beta = device_values<M>(params[1].master);
+  DeviceBuffer<double> mean(channels), rstd(channels), running_mean(channels), running_var(channels), sums(2 * channels);
+  running_mean.upload(std::vector<double>(channels, 0.0), nullptr);
+  running_var.upload(std::vector<double>(channels, 1.0), nullptr);
+  // evaluation mode first (the initial running statistics), then a training step, then evaluation again
+  cpu.op->forward(cx, x, y_eval, false);
+  gpu::ops::batch_norm_forward<T, M>(dx_in.get(), gamma.get(), beta.get(), out.get(), mean.get(), rstd.get(),
+                                     running_mean.get(), running_var.get(), s, 0, PointStats{}, nullptr);
+  expect_same_bits(y_eval.data, host_values(out.get(), out.size()), what + ": evaluation before training");
+  cpu.op->forward(cx, x, y, true);
+  gpu::ops::batch_norm_forward<T, M>(dx_in.get(), gamma.get(), beta.get(), out.get(), mean.get(), rstd.get(),
+                                     running_mean.get(), running_var.get(), s, 1, PointStats{}, nullptr);
+  expect_same_bits(y.data, host_values(out.get(), out.size()), what + ": training forward");
+
+  sim::Matrix<float> dy(y.rows, y.cols), dx;
+  dy.data = random_values(dy.data.size(), f, rng, 0.01);
+  cpu.op->backward(cx, x, y, dy, &dx);
+  DeviceBuffer<T> g = device_values<T>(dy.data), gx(x.data.size());
+  DeviceBuffer<M> dgamma(channels), dbeta(channels);
+  gpu::ops::batch_norm_backward<T, M>(dx_in.get(), g.get(), gamma.get(), mean.get(), rstd.get(), dgamma.get(),
+                                      dbeta.get(), sums.get(), gx.get(), s, PointStats{}, PointStats{}, PointStats{},
+                                      nullptr);
+  expect_same_bits(params[0].grad, host_values(dgamma.get(), channels), what + ": weight gradient");
+  expect_same_bits(params[1].grad, host_values(dbeta.get(), channels), what + ": bias gradient");
+  expect_same_bits(dx.data, host_values(gx.get(), gx.size()), what + ": input gradient");
+
+  sim::Matrix<float> y_after;  // the running statistics the training step left
+  cpu.op->forward(cx, x, y_after, false);
+  gpu::ops::batch_norm_forward<T, M>(dx_in.get(), gamma.get(), beta.get(), out.get(), mean.get(), rstd.get(),
+                                     running_mean.get(), running_var.get(), s, 0, PointStats{}, nullptr);
+  expect_same_bits(y_after.data, host_values(out.get(), out.size()), what + ": evaluation after a training step");
+}
+
 const Case fp32{"fp32", sim::Accumulation::fp32}, fp16{"fp16-amp", sim::Accumulation::fp32},
     fp16_h100{"fp16-amp", sim::Accumulation::h100}, bf16{"bf16-amp", sim::Accumulation::fp32};
 
@@ -219,6 +272,14 @@ TEST(GpuOps, PoolingMatchesTheCpuOp) {
       check_pool<__half>(fp16, max, k, stride);
       check_pool<__nv_bfloat16>(bf16, max, k, stride);
     }
+}
+
+TEST(GpuOps, BatchNormMatchesTheCpuOp) {
+  MPSCOPE_REQUIRE_GPU();
+  check_batch_norm<float, float>(fp32);
+  check_batch_norm<__half, float>(fp16);
+  check_batch_norm<__nv_bfloat16, float>(bf16);
+  check_batch_norm<__half, __half>(Case{"fp16-pure", sim::Accumulation::fp32});  // parameters in fp16 too
 }
 
 }  // namespace
