@@ -34,6 +34,20 @@ std::string_view to_string(LayerSpec::Type t) {
   return "?";
 }
 
+std::vector<std::string> activation_names() {
+  std::vector<std::string> names;
+  for (Activation a : all_activations) names.emplace_back(to_string(a));
+  return names;
+}
+
+std::vector<std::string> layer_type_names() {
+  std::vector<std::string> names;
+  for (LayerSpec::Type t : LayerSpec::all_types)
+    if (t != LayerSpec::Type::activation) names.emplace_back(to_string(t));
+  for (const std::string& a : activation_names()) names.push_back(a);
+  return names;
+}
+
 const ParamValues& InitialWeights::at(std::string_view name) const {
   for (const ParamValues& p : params)
     if (p.name == name) return p;

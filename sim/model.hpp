@@ -13,6 +13,8 @@
 namespace mpscope::sim {
 
 enum class Activation { relu, gelu, gelu_tanh, tanh, sigmoid, silu };
+inline constexpr Activation all_activations[] = {Activation::relu,    Activation::gelu,    Activation::gelu_tanh,
+                                                 Activation::tanh,    Activation::sigmoid, Activation::silu};
 enum class LossType { cross_entropy, mse };
 // Which precision cross-entropy's log-probabilities have (docs/recipes.md). `autocast`: PyTorch's F.cross_entropy on
 // the logits as they are: under autocast it is not promoted, so log_softmax rounds to the logits' format (fp16,
@@ -27,6 +29,8 @@ std::string_view to_string(LossLogits l);
 // dimension), BatchNorm2d (training-mode batch statistics).
 struct LayerSpec {
   enum class Type { linear, conv2d, maxpool2d, avgpool2d, flatten, activation, layer_norm, batch_norm2d };
+  static constexpr Type all_types[] = {Type::linear,  Type::conv2d,     Type::maxpool2d,  Type::avgpool2d,
+                                       Type::flatten, Type::activation, Type::layer_norm, Type::batch_norm2d};
   Type type = Type::linear;
   std::int64_t out = 0;  // linear: out_features; conv2d: out_channels
   std::int64_t kernel = 0, stride = 0, padding = 0;  // conv2d, pools (stride 0: the kernel size for pools, 1 for conv)
@@ -36,6 +40,9 @@ struct LayerSpec {
   double momentum = 0.1;    // batch_norm2d's running statistics
 };
 std::string_view to_string(LayerSpec::Type t);  // "linear", "conv2d", ... as in experiment files
+// The names experiment files give activations and layers (an activation layer is named by its activation).
+std::vector<std::string> activation_names();
+std::vector<std::string> layer_type_names();
 
 struct ModelConfig {
   enum class Type { mlp, sequential };

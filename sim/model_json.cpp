@@ -9,10 +9,8 @@ namespace {
 using json = nlohmann::json;
 using Type = LayerSpec::Type;
 
-const std::vector<std::string> activation_names = {"relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "silu"};
-
 Activation activation_of(const std::string& name) {
-  for (Activation a : {Activation::relu, Activation::gelu, Activation::gelu_tanh, Activation::tanh, Activation::sigmoid, Activation::silu})
+  for (Activation a : all_activations)
     if (to_string(a) == name) return a;
   throw std::logic_error("unknown activation " + name);
 }
@@ -24,59 +22,62 @@ std::int64_t positive(JsonObject& o, const std::string& key, std::optional<std::
 }
 
 LayerSpec parse_layer(JsonObject o) {
-  std::vector<std::string> types = {"linear", "conv2d", "maxpool2d", "avgpool2d", "flatten", "layer_norm", "batch_norm2d"};
-  types.insert(types.end(), activation_names.begin(), activation_names.end());
-  const std::string type = o.choice("type", types);
+  const std::string name = o.choice("type", layer_type_names());
   LayerSpec s;
-  if (type == "linear") {
-    s.type = Type::linear;
-    s.out = positive(o, "out_features");
-    s.bias = o.boolean("bias", true);
-  } else if (type == "conv2d") {
-    s.type = Type::conv2d;
-    s.out = positive(o, "out_channels");
-    s.kernel = positive(o, "kernel_size");
-    s.stride = positive(o, "stride", 1);
-    s.padding = o.integer("padding", 0);
-    if (s.padding < 0) o.fail("padding", "must not be negative");
-    s.bias = o.boolean("bias", true);
-  } else if (type == "maxpool2d" || type == "avgpool2d") {
-    s.type = type == "maxpool2d" ? Type::maxpool2d : Type::avgpool2d;
-    s.kernel = positive(o, "kernel_size");
-    s.stride = positive(o, "stride", s.kernel);
-  } else if (type == "flatten") {
-    s.type = Type::flatten;
-  } else if (type == "layer_norm" || type == "batch_norm2d") {
-    s.type = type == "layer_norm" ? Type::layer_norm : Type::batch_norm2d;
-    s.eps = o.number("eps", 1e-5);
-    if (!(s.eps > 0)) o.fail("eps", "must be positive");
-    if (s.type == Type::batch_norm2d) {
+  s.type = Type::activation;  // unless the name is a layer type's
+  for (Type t : LayerSpec::all_types)
+    if (to_string(t) == name) s.type = t;
+  switch (s.type) {
+    case Type::linear:
+      s.out = positive(o, "out_features");
+      s.bias = o.boolean("bias", true);
+      break;
+    case Type::conv2d:
+      s.out = positive(o, "out_channels");
+      s.kernel = positive(o, "kernel_size");
+      s.stride = positive(o, "stride", 1);
+      s.padding = o.integer("padding", 0);
+      if (s.padding < 0) o.fail("padding", "must not be negative");
+      s.bias = o.boolean("bias", true);
+      break;
+    case Type::maxpool2d:
+    case Type::avgpool2d:
+      s.kernel = positive(o, "kernel_size");
+      s.stride = positive(o, "stride", s.kernel);
+      break;
+    case Type::flatten: break;
+    case Type::batch_norm2d:
       s.momentum = o.number("momentum", 0.1);
       if (!(s.momentum >= 0 && s.momentum <= 1)) o.fail("momentum", "must be in [0, 1]");
-    }
-  } else {
-    s.type = Type::activation;
-    s.activation = activation_of(type);
+      [[fallthrough]];
+    case Type::layer_norm:
+      s.eps = o.number("eps", 1e-5);
+      if (!(s.eps > 0)) o.fail("eps", "must be positive");
+      break;
+    case Type::activation: s.activation = activation_of(name); break;
   }
   o.finish();
   return s;
 }
 
+// Every key of the layer, defaults included (the names as parse_layer reads them).
 json layer_json(const LayerSpec& s) {
+  json j{{"type", std::string(s.type == Type::activation ? to_string(s.activation) : to_string(s.type))}};
   switch (s.type) {
-    case Type::linear: return {{"type", "linear"}, {"out_features", s.out}, {"bias", s.bias}};
+    case Type::linear: j.update({{"out_features", s.out}, {"bias", s.bias}}); break;
     case Type::conv2d:
-      return {{"type", "conv2d"}, {"out_channels", s.out}, {"kernel_size", s.kernel}, {"stride", s.stride},
-              {"padding", s.padding}, {"bias", s.bias}};
+      j.update({{"out_channels", s.out}, {"kernel_size", s.kernel}, {"stride", s.stride}, {"padding", s.padding}, {"bias", s.bias}});
+      break;
     case Type::maxpool2d:
-    case Type::avgpool2d: return {{"type", std::string(to_string(s.type))}, {"kernel_size", s.kernel}, {"stride", s.stride}};
-    case Type::flatten: return {{"type", "flatten"}};
-    case Type::activation: return {{"type", std::string(to_string(s.activation))}};
-    case Type::layer_norm: return {{"type", "layer_norm"}, {"eps", s.eps}};
-    case Type::batch_norm2d: return {{"type", "batch_norm2d"}, {"eps", s.eps}, {"momentum", s.momentum}};
+    case Type::avgpool2d: j.update({{"kernel_size", s.kernel}, {"stride", s.stride}}); break;
+    case Type::layer_norm: j["eps"] = s.eps; break;
+    case Type::batch_norm2d: j.update({{"eps", s.eps}, {"momentum", s.momentum}}); break;
+    case Type::flatten:
+    case Type::activation: break;
   }
-  return {};
+  return j;
 }
+
 
 }  // namespace
 
@@ -94,7 +95,7 @@ ModelConfig parse_model_json(JsonObject& o) {
         o.fail("layers[" + std::to_string(i) + "]", "expected a positive integer width, found " + layers[i].dump());
       m.widths.push_back(layers[i].get<std::int64_t>());
     }
-    m.activation = activation_of(o.choice("activation", activation_names, "relu"));
+    m.activation = activation_of(o.choice("activation", activation_names(), "relu"));
     m.layer_norm = o.boolean("layer_norm", false);
     m.layer_norm_eps = o.number("layer_norm_eps", 1e-5);
   } else {

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "sim/decimal.hpp"
+#include "sim/model.hpp"
 
 namespace mpscope::gui {
 
@@ -87,7 +88,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   layers_ = new QLineEdit;
   layers_->setToolTip("Widths from the input to the output, e.g. 2, 64, 64, 3");
   activation_ = new QComboBox;
-  activation_->addItems({"relu", "gelu", "gelu_tanh", "tanh", "sigmoid", "silu"});
+  for (const std::string& a : sim::activation_names()) activation_->addItem(QString::fromStdString(a));
   loss_ = new QComboBox;  // (docs/recipes.md: where cross-entropy rounds)
   loss_->addItem("cross-entropy (as autocast: log-probs in the logits' format)", "autocast");
   loss_->addItem("cross-entropy of the logits cast to fp32", "fp32");
