@@ -78,7 +78,6 @@ json layer_json(const LayerSpec& s) {
   return j;
 }
 
-
 }  // namespace
 
 ModelConfig parse_model_json(JsonObject& o) {
@@ -86,11 +85,11 @@ ModelConfig parse_model_json(JsonObject& o) {
   const std::string type = o.choice("type", {"mlp", "sequential"}, "mlp");
   const json& layers = o.array("layers");
   if (type == "mlp") {
-    if (layers.size() < 2 && !(layers.size() == 1 && layers[0].is_object()))
-      o.fail("layers", "needs at least an input and an output width, e.g. [2, 64, 3]");
-    for (std::size_t i = 0; i < layers.size(); ++i) {
+    for (std::size_t i = 0; i < layers.size(); ++i)
       if (layers[i].is_object())
         o.fail("layers[" + std::to_string(i) + "]", "an mlp's layers are widths; layers given as objects need \"type\": \"sequential\" (and \"input\")");
+    if (layers.size() < 2) o.fail("layers", "needs at least an input and an output width, e.g. [2, 64, 3]");
+    for (std::size_t i = 0; i < layers.size(); ++i) {
       if (!layers[i].is_number_integer() || layers[i].get<std::int64_t>() <= 0)
         o.fail("layers[" + std::to_string(i) + "]", "expected a positive integer width, found " + layers[i].dump());
       m.widths.push_back(layers[i].get<std::int64_t>());
