@@ -6,14 +6,22 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cstdint>
 #include <map>
 #include <string>
 #include <tuple>
+#include <type_traits>
 
 #include "gpu/buffer.cuh"
 
 namespace mpscope::gpu {
+
+// The cuBLAS type of a GPU lane's element type.
+template <typename T>
+constexpr cudaDataType cuda_type = std::is_same_v<T, float> ? CUDA_R_32F : std::is_same_v<T, __half> ? CUDA_R_16F : CUDA_R_16BF;
 
 enum class Epilogue { none, bias, relu_bias };
 

@@ -1,6 +1,8 @@
-// make_gpu_lane: which recipes the GPU backend runs, and with which element types.
+// make_gpu_lane: which recipes the GPU backend runs, and with which element types: mlp models on GpuMlpLane
+// (gpu/mlp_lane.cuh), sequential models on GpuGraphLane (gpu/graph_lane.cuh).
 #include "gpu/gpu_lane.hpp"
 
+#include "gpu/graph_lane.cuh"
 #include "gpu/kernels.cuh"
 #include "gpu/mlp_lane.cuh"
 
@@ -13,9 +15,6 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
     throw GpuError("lane " + lane.name + ": " + why);
   };
   const std::string supported = "GPU lanes run fp32, fp16-amp, bf16-amp, fp16-pure and fp8";
-  if (model.type != sim::ModelConfig::Type::mlp)
-    return refuse("GPU lanes run mlp models so far (no GPU lane runs a sequential model's graph yet); \"backend\": "
-                  "\"cpu\" runs this model");
   static_assert(static_cast<int>(sim::Activation::silu) == kernels::silu, "the GPU's activation kinds follow sim's");
   if (r.storage != sim::Storage::float32 || r.name == "custom")
     return refuse("the " + r.name + " recipe has no GPU lane (" + supported + "; \"backend\": \"cpu\" runs it)");
@@ -27,6 +26,16 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
                   "\" describes mpscope's own GEMM kernels: use \"gemm\": \"exact\" (fast mode runs cuBLAS)");
   if (r.name == "fp8" && r.mma != sim::Accumulation::fp32)
     return refuse("fp8 GEMMs accumulate in float32 (\"mma\": \"fp32\"); the h100 model is for fp16 inputs");
+  if (model.type == sim::ModelConfig::Type::sequential) {
+    if (r.name == "fp8")
+      return refuse("fp8 GPU lanes run mlp models so far (a sequential model's fp8 GEMMs have no GPU twin yet); "
+                    "\"backend\": \"cpu\" runs it");
+    if (r.name == "fp32") return std::make_unique<GpuGraphLane<float, float>>(lane, model, init, options);
+    if (r.name == "fp16-amp") return std::make_unique<GpuGraphLane<__half, float>>(lane, model, init, options);
+    if (r.name == "bf16-amp") return std::make_unique<GpuGraphLane<__nv_bfloat16, float>>(lane, model, init, options);
+    if (r.name == "fp16-pure") return std::make_unique<GpuGraphLane<__half, __half>>(lane, model, init, options);
+    return refuse("the " + r.name + " recipe has no GPU lane (" + supported + ")");
+  }
   if (r.name == "fp32" || r.name == "fp8") return std::make_unique<GpuMlpLane<float, float>>(lane, model, init, options);
   if (r.name == "fp16-amp") return std::make_unique<GpuMlpLane<__half, float>>(lane, model, init, options);
   if (r.name == "bf16-amp") return std::make_unique<GpuMlpLane<__nv_bfloat16, float>>(lane, model, init, options);

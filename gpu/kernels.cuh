@@ -51,7 +51,7 @@ OptimizerConstants optimizer_constants(const sim::OptimizerConfig& c, double lr,
 
 // How a produced gradient is unscaled and checked (sim::GraphLane::unscale and its inf/NaN check).
 struct GradCheck {
-  DeviceScaler* scaler;  // reads inv_scale, raises found_inf on inf/NaN
+  DeviceScaler* scaler;  // reads inv_scale, raises found_inf on inf/NaN; null: no check (nothing else read)
   double* partials;      // per block: the sum of squares of the unscaled values (grad_partial_slots of them)
   int master_gradients;  // 1: float32 master = float(g) * inv_scale; 0: rounded to g's format, a rounding point:
   PointStats unscale;    // (its effects and inf/NaN flag; no histogram)

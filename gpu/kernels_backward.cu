@@ -22,11 +22,12 @@ struct GradChecker {
   bool nonfinite = false;
 
   __device__ explicit GradChecker(const GradCheck& c)
-      : check(c), inv(c.scaler->inv_scale), unscale_tally(EffectTally::of<T>(c.master_gradients ? nullptr : c.unscale.fx)) {}
+      : check(c), inv(c.scaler ? c.scaler->inv_scale : 1.0f),
+        unscale_tally(EffectTally::of<T>(c.master_gradients || !c.scaler ? nullptr : c.unscale.fx)) {}
 
   __device__ void add(bool active, T g) {
     double m = 0;
-    if (active) {
+    if (active && check.scaler) {
       if (check.master_gradients) {  // float32 master gradient: an exact widening and one float32 product
         m = __fmul_rn(to_float(g), inv);
       } else {
@@ -40,6 +41,7 @@ struct GradChecker {
   }
   __device__ void flush() {
     unscale_tally.flush();
+    if (!check.scaler) return;  // (no check: the graph lane checks its gradients after the backward pass)
     const double total = block_sum<double>(squares);
     if (first_thread()) check.partials[blockIdx.x] = total;
     if (nonfinite) {

@@ -8,36 +8,11 @@
 #include "gpu/check.cuh"
 #include "gpu/mlp_lane.cuh"
 #include "gpu/stats_host.hpp"
-#include "sim/round_array.hpp"
 
 namespace mpscope::gpu {
 
 namespace {
-
 constexpr std::size_t workspace_bytes = std::size_t{32} << 20;  // cuBLASLt's (PyTorch gives it as much)
-
-std::size_t aligned(std::size_t n) { return (n + 15) / 16 * 16; }
-
-int make_current(int device) {
-  MPSCOPE_CUDA_CHECK(cudaSetDevice(device));
-  return device;
-}
-
-kernels::DeviceScaler initial_scaler(const sim::LossScaleConfig& c) {
-  kernels::DeviceScaler s{};
-  using Type = sim::LossScaleConfig::Type;
-  s.type = c.type == Type::none ? 0 : c.type == Type::fixed ? 1 : 2;
-  s.scale = s.type == 0 ? 1.0f : static_cast<float>(s.type == 1 ? c.value : c.init_scale);
-  s.inv_scale = static_cast<float>(1.0 / static_cast<double>(s.scale));
-  s.growth_factor = c.growth_factor;
-  s.backoff_factor = c.backoff_factor;
-  s.min_scale = c.min_scale;
-  s.max_scale = c.max_scale;
-  s.growth_interval = c.growth_interval;
-  s.hysteresis = s.hysteresis_tracker = c.hysteresis;
-  return s;
-}
-
 }  // namespace
 
 template <typename Tc, typename Tm>
@@ -74,7 +49,7 @@ GpuMlpLane<Tc, Tm>::GpuMlpLane(const sim::LaneConfig& c, const sim::ModelConfig&
   stats_block_ = DeviceBuffer<char>(histograms_offset_ + tensors_.size() * sizeof(DeviceHistogram));
   stats_block_.zero(stream_.get());
   stats_host_ = PinnedBuffer<char>(stats_block_.size());
-  if (o.data) upload_dataset(*o.data);
+  if (o.data) data_.upload(*o.data, stream_.get());
   initial_casts();
   MPSCOPE_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
 }
@@ -112,13 +87,13 @@ typename GpuMlpLane<Tc, Tm>::Layer GpuMlpLane<Tc, Tm>::make_layer(int k, const s
   L.w = DeviceBuffer<Tm>(n(L.in * L.out));
   L.b = DeviceBuffer<Tm>(n(L.out));
   const std::string name = "layer" + std::to_string(k + 1);  // the mlp's parameter names (sim/ops/graph.cpp)
-  upload_master(L.w, init.at(name + ".weight").values);
-  upload_master(L.b, init.at(name + ".bias").values);
+  upload_master(L.w, init.at(name + ".weight").values, stream_.get());
+  upload_master(L.b, init.at(name + ".bias").values, stream_.get());
   if (L.norm) {
     L.gamma = DeviceBuffer<Tm>(n(L.out));
     L.beta = DeviceBuffer<Tm>(n(L.out));
-    upload_master(L.gamma, init.at(name + ".norm.weight").values);
-    upload_master(L.beta, init.at(name + ".norm.bias").values);
+    upload_master(L.gamma, init.at(name + ".norm.weight").values, stream_.get());
+    upload_master(L.beta, init.at(name + ".norm.bias").values, stream_.get());
   }
   if constexpr (has_copy) {
     L.wc = DeviceBuffer<Tc>(L.w.size());
@@ -145,38 +120,6 @@ typename GpuMlpLane<Tc, Tm>::Layer GpuMlpLane<Tc, Tm>::make_layer(int k, const s
   state(L.g1, L.gamma.size(), first), state(L.g2, L.gamma.size(), second);
   state(L.e1, L.beta.size(), first), state(L.e2, L.beta.size(), second);
   return L;
-}
-
-// Initial weights round to the master format as the CPU lane stores them (double -> format, nearest-even).
-template <typename Tc, typename Tm>
-void GpuMlpLane<Tc, Tm>::upload_master(DeviceBuffer<Tm>& dst, const std::vector<double>& values) {
-  std::vector<float> rounded(values.size());
-  sim::round_array(std::span<const double>(values), std::span<float>(rounded),
-                   std::is_same_v<Tm, float> ? sim::fp32() : sim::fp16(), sim::Rounding::nearest_even);
-  if constexpr (std::is_same_v<Tm, float>) {
-    dst.upload(rounded, stream_.get());
-  } else {
-    DeviceBuffer<float> staging(rounded.size());
-    staging.upload(rounded, stream_.get());
-    kernels::cast<float, Tm>(staging.get(), dst.get(), rounded.size(), PointStats{}, stream_.get());  // exact
-  }
-  MPSCOPE_CUDA_CHECK(cudaStreamSynchronize(stream_.get()));
-}
-
-template <typename Tc, typename Tm>
-void GpuMlpLane<Tc, Tm>::upload_dataset(const sim::Dataset& d) {
-  data_x_ = DeviceBuffer<float>(d.x.data.size());
-  data_x_.upload(d.x.data, stream_.get());
-  has_labels_ = !d.labels.empty();
-  has_targets_ = d.targets.rows > 0;
-  if (has_labels_) {
-    data_labels_ = DeviceBuffer<std::int64_t>(d.labels.size());
-    data_labels_.upload(d.labels, stream_.get());
-  }
-  if (has_targets_) {
-    data_targets_ = DeviceBuffer<float>(d.targets.data.size());
-    data_targets_.upload(d.targets.data, stream_.get());
-  }
 }
 
 template <typename Tc, typename Tm>
@@ -239,8 +182,8 @@ typename GpuMlpLane<Tc, Tm>::Activations& GpuMlpLane<Tc, Tm>::activations(Activa
   a.labels = DeviceBuffer<std::int64_t>(n(rows));
   a.targets = DeviceBuffer<float>(n(rows * outputs));
   if (!options_.data) a.x = DeviceBuffer<float>(n(rows * model_.widths[0]));
-  a.has_labels = has_labels_;
-  a.has_targets = has_targets_;
+  a.has_labels = data_.has_labels;
+  a.has_targets = data_.has_targets;
   if (&a == &train_) {
     inputs_ = DeviceBuffer<char>(rows_offset + n(rows) * sizeof(std::int64_t));
     inputs_host_ = PinnedBuffer<char>(inputs_.size());
@@ -404,18 +347,6 @@ sim::Evaluation GpuMlpLane<Tc, Tm>::evaluate(const sim::Batch& data) {
 }
 
 template <typename Tc, typename Tm>
-template <typename T>
-std::vector<float> GpuMlpLane<Tc, Tm>::download_as_float(const DeviceBuffer<T>& b) const {
-  if constexpr (std::is_same_v<T, float>) {
-    return b.download(stream_.get());
-  } else {
-    DeviceBuffer<float> wide(b.size());
-    kernels::cast<T, float>(b.get(), wide.get(), b.size(), PointStats{}, stream_.get());
-    return wide.download(stream_.get());
-  }
-}
-
-template <typename Tc, typename Tm>
 void GpuMlpLane<Tc, Tm>::read_weights(sim::LayerValues& out) const {
   out.resize(layers_.size());
   for (std::size_t k = 0; k < layers_.size(); ++k) {
@@ -423,7 +354,7 @@ void GpuMlpLane<Tc, Tm>::read_weights(sim::LayerValues& out) const {
     std::vector<double>& v = out[k];
     v.clear();
     for (const auto* p : {&L.w, &L.b, &L.gamma, &L.beta}) {
-      const std::vector<float> f = download_as_float(*p);
+      const std::vector<float> f = download_as_float(p->get(), p->size(), stream_.get());
       v.insert(v.end(), f.begin(), f.end());
     }
   }
@@ -432,21 +363,14 @@ void GpuMlpLane<Tc, Tm>::read_weights(sim::LayerValues& out) const {
 // The last step's master gradients, unscaled on the host as the device unscales them (GraphLane::unscale).
 template <typename Tc, typename Tm>
 void GpuMlpLane<Tc, Tm>::read_gradients(sim::LayerValues& out) const {
-  const float inv = static_cast<float>(1.0 / static_cast<double>(last_scale_used_));
   out.resize(layers_.size());
   for (std::size_t k = 0; k < layers_.size(); ++k) {
     const Layer& L = layers_[k];
     std::vector<double>& v = out[k];
     v.clear();
     for (const auto* p : {&L.gw, &L.gb, &L.gg, &L.gbe}) {
-      std::vector<float> g = download_as_float(*p);
-      if (config_.recipe.master_gradients) {
-        for (float& x : g) x = x * inv;
-      } else {
-        std::vector<double> wide(g.begin(), g.end());
-        for (double& x : wide) x *= static_cast<double>(inv);
-        sim::round_array(std::span<const double>(wide), std::span<float>(g), sim::fp16(), sim::Rounding::nearest_even);
-      }
+      std::vector<float> g = download_as_float(p->get(), p->size(), stream_.get());
+      unscale_on_host(g, last_scale_used_, config_.recipe.master_gradients);
       v.insert(v.end(), g.begin(), g.end());
     }
   }

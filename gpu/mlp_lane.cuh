@@ -18,11 +18,9 @@
 #include "gpu/fp8.cuh"
 #include "gpu/gpu_lane.hpp"
 #include "gpu/kernels.cuh"
+#include "gpu/lane_support.cuh"
 
 namespace mpscope::gpu {
-
-template <typename T>
-constexpr cudaDataType cuda_type = std::is_same_v<T, float> ? CUDA_R_32F : std::is_same_v<T, __half> ? CUDA_R_16F : CUDA_R_16BF;
 
 template <typename Tc, typename Tm>
 class GpuMlpLane final : public sim::Lane {
@@ -113,14 +111,10 @@ class GpuMlpLane final : public sim::Lane {
   // ---- set-up and host side (mlp_lane.cu) ----
   void build_catalogue();
   Layer make_layer(int k, const sim::InitialWeights& init);
-  void upload_master(DeviceBuffer<Tm>& dst, const std::vector<double>& values);
-  void upload_dataset(const sim::Dataset& d);
   Activations& activations(Activations& a, std::int64_t rows, bool training);
   void load_batch(Activations& a, const sim::Batch& b);
   void capture(Activations& a, bool record);
   std::string first_nonfinite(double loss, const int* flags, const int* cast_flags);
-  template <typename T>
-  std::vector<float> download_as_float(const DeviceBuffer<T>& b) const;
   kernels::DeviceStepOut* step_out() const { return reinterpret_cast<kernels::DeviceStepOut*>(step_block_.get()); }
   kernels::StepBlock step_block() const;
 
@@ -168,10 +162,7 @@ class GpuMlpLane final : public sim::Lane {
   std::vector<sim::TensorInfo> tensors_;
   std::vector<Layer> layers_;
   Activations train_, eval_;
-  // the dataset on the device
-  DeviceBuffer<float> data_x_, data_targets_;
-  DeviceBuffer<std::int64_t> data_labels_;
-  bool has_labels_ = false, has_targets_ = false;
+  DeviceDataset data_;
 
   DeviceBuffer<kernels::DeviceScaler> scaler_;
   // What the host gives each training step, copied in one piece (the graphs copy from the pinned copy): the

@@ -96,9 +96,9 @@ void GpuMlpLane<Tc, Tm>::forward(Activations& a, const Stats& s) {
   const std::int64_t rows = a.rows, features = model_.widths[0];
   if (options_.data) {
     const kernels::BatchGather b{a.training ? step_rows() : a.row_numbers.get(), rows, features, model_.widths.back(),
-                                 has_labels_ ? data_labels_.get() : nullptr, has_targets_ ? data_targets_.get() : nullptr,
+                                 data_.has_labels ? data_.labels.get() : nullptr, data_.has_targets ? data_.targets.get() : nullptr,
                                  a.labels.get(), a.targets.get()};
-    kernels::gather_input<Tc>(data_x_.get(), b, a.input.get(), point(s, input_tensor, true), stream);
+    kernels::gather_input<Tc>(data_.x.get(), b, a.input.get(), point(s, input_tensor, true), stream);
   } else {
     kernels::cast<float, Tc>(a.x.get(), a.input.get(), a.x.size(), point(s, input_tensor, true), stream);
   }

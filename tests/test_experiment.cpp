@@ -277,7 +277,9 @@ TEST(Experiment, SequentialModelsAndWhatGpuLanesRefuse) {
   EXPECT_EQ(parse_experiment(resolved_json(e), ".").model.sequence.size(), 5u);
   json gpu = j;
   gpu["lanes"][1]["backend"] = "gpu";
-  EXPECT_NE(error_of(gpu).find("lanes[1].backend: gpu lanes run mlp models"), std::string::npos) << error_of(gpu);
+  EXPECT_EQ(error_of(gpu), "no error");  // GPU lanes run the graph
+  gpu["lanes"][1]["recipe"] = "fp8";
+  EXPECT_NE(error_of(gpu).find("lanes[1].recipe: fp8 gpu lanes run mlp models so far"), std::string::npos) << error_of(gpu);
   json silu = base();
   silu["model"]["activation"] = "silu";
   silu["lanes"][1]["backend"] = "gpu";

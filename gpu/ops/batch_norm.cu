@@ -2,6 +2,7 @@
 // additions, the elementwise parts over every element (gpu/ops/ops.cuh).
 #include "gpu/check.cuh"
 #include "gpu/kernels_common.cuh"
+#include "gpu/ops/op.cuh"
 #include "gpu/ops/ops.cuh"
 #include "gpu/stats.cuh"
 
@@ -156,3 +157,61 @@ MPSCOPE_BATCH_NORM_TWINS(__nv_bfloat16, float)
 MPSCOPE_BATCH_NORM_TWINS(__half, __half)
 
 }  // namespace mpscope::gpu::ops
+
+namespace mpscope::gpu {
+
+namespace {
+
+// The op (sim/ops/batch_norm.cpp's BatchNorm2d): γ, β and their gradients in the master format, no cast.
+template <typename Tc, typename Tm>
+class GpuBatchNorm2d final : public GpuOp<Tc, Tm> {
+ public:
+  using Base = GpuOp<Tc, Tm>;
+  using typename Base::Buffers;
+  using Base::params_;
+
+  explicit GpuBatchNorm2d(const sim::Node& n)
+      : Base(n), c_(n.in_shape[0]), mean_(static_cast<std::size_t>(c_)), rstd_(mean_.size()),
+        running_mean_(mean_.size()), running_var_(mean_.size()), sums_(2 * mean_.size()) {
+    this->add_params(true);
+    running_mean_.upload(std::vector<double>(mean_.size(), 0.0), nullptr);
+    running_var_.upload(std::vector<double>(mean_.size(), 1.0), nullptr);
+    MPSCOPE_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
+  void forward(GpuOpContext<Tc, Tm>& cx, Buffers*, const Tc* x, Tc* y, std::int64_t batch, bool training) override {
+    ops::batch_norm_forward<Tc, Tm>(x, params_[0].master.get(), params_[1].master.get(), y, mean_.get(), rstd_.get(),
+                                    running_mean_.get(), running_var_.get(), shape(batch), training ? 1 : 0,
+                                    cx.points.template point<Tc>(cx.out_tensor), cx.stream);
+  }
+  void backward(GpuOpContext<Tc, Tm>& cx, Buffers*, const Tc* x, const Tc*, const Tc* dy, Tc* dx, std::int64_t batch) override {
+    // the CPU's order: dγ, dβ, then dx
+    const PointStats dgamma = cx.points.template point<Tm>(params_[0].grad_tensor);
+    const PointStats dbeta = cx.points.template point<Tm>(params_[1].grad_tensor);
+    const PointStats dx_st = dx ? cx.points.template point<Tc>(cx.in_grad_tensor) : PointStats{};
+    ops::batch_norm_backward<Tc, Tm>(x, dy, params_[0].master.get(), mean_.get(), rstd_.get(), params_[0].grad_m.get(),
+                                     params_[1].grad_m.get(), sums_.get(), dx, shape(batch), dgamma, dbeta, dx_st,
+                                     cx.stream);
+  }
+
+ private:
+  ops::NormShape shape(std::int64_t batch) const {
+    const sim::Node& n = this->node();
+    return {batch, c_, n.in_shape[1] * n.in_shape[2], n.spec.eps, n.spec.momentum};
+  }
+
+  std::int64_t c_;
+  DeviceBuffer<double> mean_, rstd_;                 // (C) this pass's statistics
+  DeviceBuffer<double> running_mean_, running_var_;  // (C) float32 values, for evaluation
+  DeviceBuffer<double> sums_;                        // (2·C) the backward's per-channel sums
+};
+
+}  // namespace
+
+template <typename Tc, typename Tm>
+std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_batch_norm2d(const sim::Node& n) {
+  return std::make_unique<GpuBatchNorm2d<Tc, Tm>>(n);
+}
+MPSCOPE_INSTANTIATE_GPU_OP(make_gpu_batch_norm2d)
+
+}  // namespace mpscope::gpu

@@ -1,6 +1,7 @@
 // The CUDA twin of sim/ops/conv2d.cpp: the layouts around its GEMMs and its rounding points (gpu/ops/ops.cuh).
 #include "gpu/check.cuh"
 #include "gpu/kernels_common.cuh"
+#include "gpu/ops/op.cuh"
 #include "gpu/ops/ops.cuh"
 #include "gpu/stats.cuh"
 
@@ -192,3 +193,94 @@ MPSCOPE_CONV_TWINS(__half)
 MPSCOPE_CONV_TWINS(__nv_bfloat16)
 
 }  // namespace mpscope::gpu::ops
+
+namespace mpscope::gpu {
+
+namespace {
+
+// The op (sim/ops/conv2d.cpp's Conv2d): the kernels above around the lane's GEMMs.
+template <typename Tc, typename Tm>
+class GpuConv2d final : public GpuOp<Tc, Tm> {
+ public:
+  using Base = GpuOp<Tc, Tm>;
+  using typename Base::Buffers;
+  using Base::params_;
+
+  explicit GpuConv2d(const sim::Node& n) : Base(n) { this->add_params(); }
+
+  struct Scratch final : Buffers {
+    DeviceBuffer<Tc> cols;      // (B·Ho·Wo, C·k·k) the forward GEMM's input, kept for the weight gradient
+    DeviceBuffer<float> sum;    // (B·Ho·Wo, F) and (B·H·W, C): the GEMMs' float32 results
+    DeviceBuffer<Tc> dy_rows;   // (B·Ho·Wo, F)
+    DeviceBuffer<float> dw32;   // (F, C·k·k) (Tc float: unused)
+    DeviceBuffer<Tc> dcols;     // (B·H·W, F·k·k)
+    DeviceBuffer<Tc> w_rows;    // (F·k·k, C)
+  };
+  std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool training) const override {
+    const ops::ConvShape s = shape(batch);
+    const auto n = [](std::int64_t v) { return static_cast<std::size_t>(v); };
+    const std::int64_t outputs = batch * s.positions(), inputs = batch * s.h * s.w, fan = s.f * s.k * s.k;
+    auto b = std::make_unique<Scratch>();
+    b->cols = DeviceBuffer<Tc>(n(outputs * s.patch()));
+    b->sum = DeviceBuffer<float>(n(std::max(outputs * s.f, training ? inputs * s.c : 0)));
+    if (!training) return b;
+    b->dy_rows = DeviceBuffer<Tc>(n(outputs * s.f));
+    if (!std::is_same_v<Tc, float>) b->dw32 = DeviceBuffer<float>(n(s.f * s.patch()));
+    if (this->node().needs_input_grad) {
+      b->dcols = DeviceBuffer<Tc>(n(inputs * fan));
+      b->w_rows = DeviceBuffer<Tc>(n(fan * s.c));
+    }
+    return b;
+  }
+
+  void forward(GpuOpContext<Tc, Tm>& cx, Buffers* buffers, const Tc* x, Tc* y, std::int64_t batch, bool) override {
+    auto& b = static_cast<Scratch&>(*buffers);
+    const ops::ConvShape s = shape(batch);
+    GpuParam<Tc, Tm>& w = params_[0];
+    cx.cast_param(w);
+    if (has_bias()) cx.cast_param(params_[1]);
+    ops::im2col<Tc>(x, b.cols.get(), s, cx.stream);
+    cx.gemm(false, true, batch * s.positions(), s.f, s.patch(), b.cols.get(), s.patch(), w.compute(), s.patch(), b.sum.get());
+    ops::conv_output<Tc>(b.sum.get(), y, s, cx.points.template point<Tc>(cx.out_tensor), cx.stream);
+    if (has_bias()) ops::conv_bias<Tc>(y, params_[1].compute(), s, cx.points.template point<Tc>(cx.out_tensor), cx.stream);
+  }
+
+  void backward(GpuOpContext<Tc, Tm>& cx, Buffers* buffers, const Tc*, const Tc*, const Tc* dy, Tc* dx,
+                std::int64_t batch) override {
+    auto& b = static_cast<Scratch&>(*buffers);
+    const ops::ConvShape s = shape(batch);
+    GpuParam<Tc, Tm>& w = params_[0];
+    ops::conv_grad_rows<Tc>(dy, b.dy_rows.get(), s, cx.stream);
+    float* dw32 = nullptr;
+    if constexpr (std::is_same_v<Tc, float>) dw32 = w.grad.get();
+    else dw32 = b.dw32.get();
+    cx.gemm(true, false, s.f, s.patch(), batch * s.positions(), b.dy_rows.get(), s.f, b.cols.get(), s.patch(), dw32);
+    kernels::cast<float, Tc>(dw32, w.grad.get(), w.size(), cx.points.template point<Tc>(w.grad_tensor), cx.stream);
+    if (has_bias())
+      ops::conv_bias_grad<Tc>(dy, params_[1].grad.get(), s, cx.points.template point<Tc>(params_[1].grad_tensor), cx.stream);
+    if (!dx) return;
+    const std::int64_t fan = s.f * s.k * s.k;
+    ops::conv_input_grad_rows<Tc>(dy, b.dcols.get(), s, cx.stream);
+    ops::conv_weights_by_output<Tc>(w.compute(), b.w_rows.get(), s, cx.stream);
+    cx.gemm(false, false, batch * s.h * s.w, s.c, fan, b.dcols.get(), fan, b.w_rows.get(), s.c, b.sum.get());
+    ops::conv_input_grad<Tc>(b.sum.get(), dx, s, cx.points.template point<Tc>(cx.in_grad_tensor), cx.stream);
+  }
+
+ private:
+  bool has_bias() const { return params_.size() > 1; }
+  ops::ConvShape shape(std::int64_t batch) const {
+    const sim::Node& n = this->node();
+    return {batch, n.in_shape[0], n.in_shape[1], n.in_shape[2], n.out_shape[0], n.out_shape[1], n.out_shape[2],
+            n.spec.kernel, n.spec.stride, n.spec.padding};
+  }
+};
+
+}  // namespace
+
+template <typename Tc, typename Tm>
+std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_conv2d(const sim::Node& n) {
+  return std::make_unique<GpuConv2d<Tc, Tm>>(n);
+}
+MPSCOPE_INSTANTIATE_GPU_OP(make_gpu_conv2d)
+
+}  // namespace mpscope::gpu

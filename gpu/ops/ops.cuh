@@ -2,7 +2,8 @@
 // computes the CPU op's bits in exact mode (same operations, same order of additions, one rounding where the CPU
 // rounds). GEMMs go through gpu/kernels.cuh's exact-mode GEMMs (or cuBLAS in fast mode); these kernels do the
 // layouts and the elementwise parts around them. Row-major, shapes beside every pointer; PointStats as in
-// gpu/kernels.cuh. Not yet driven by a lane: tested op by op against the CPU (tests/gpu/test_gpu_ops.cu).
+// gpu/kernels.cuh. The GpuOp classes in the same files drive them (gpu/ops/op.cuh); tested op by op against the CPU
+// (tests/gpu/test_gpu_ops.cu).
 #pragma once
 
 #include <cuda_runtime.h>

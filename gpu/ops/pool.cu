@@ -1,6 +1,7 @@
 // The CUDA twin of sim/ops/pool.cpp: max and average pooling, forward and backward (gpu/ops/ops.cuh).
 #include "gpu/check.cuh"
 #include "gpu/kernels_common.cuh"
+#include "gpu/ops/op.cuh"
 #include "gpu/ops/ops.cuh"
 #include "gpu/stats.cuh"
 
@@ -106,3 +107,82 @@ MPSCOPE_POOL_TWINS(__half)
 MPSCOPE_POOL_TWINS(__nv_bfloat16)
 
 }  // namespace mpscope::gpu::ops
+
+namespace mpscope::gpu {
+
+namespace {
+
+// The ops (sim/ops/pool.cpp's Pool2d and Flatten).
+template <typename Tc, typename Tm>
+class GpuPool2d final : public GpuOp<Tc, Tm> {
+ public:
+  using Base = GpuOp<Tc, Tm>;
+  using typename Base::Buffers;
+
+  explicit GpuPool2d(const sim::Node& n) : Base(n) {}
+
+  struct Scratch final : Buffers {
+    DeviceBuffer<std::int64_t> argmax;  // (B, C·Ho·Wo) max pooling: each window's maximum, its index in the sample
+  };
+  std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool) const override {
+    auto b = std::make_unique<Scratch>();
+    if (max()) b->argmax = DeviceBuffer<std::int64_t>(static_cast<std::size_t>(batch * this->node().out_size()));
+    return b;
+  }
+  void forward(GpuOpContext<Tc, Tm>& cx, Buffers* buffers, const Tc* x, Tc* y, std::int64_t batch, bool) override {
+    // max pooling rounds nothing: its outputs are checked, not counted (as on the CPU)
+    ops::pool_forward<Tc>(x, y, static_cast<Scratch&>(*buffers).argmax.get(), shape(batch),
+                          cx.points.template point<Tc>(cx.out_tensor, !max()), cx.stream);
+  }
+  void backward(GpuOpContext<Tc, Tm>& cx, Buffers* buffers, const Tc*, const Tc*, const Tc* dy, Tc* dx,
+                std::int64_t batch) override {
+    if (!dx) return;
+    ops::pool_backward<Tc>(dy, static_cast<Scratch&>(*buffers).argmax.get(), dx, shape(batch),
+                           cx.points.template point<Tc>(cx.in_grad_tensor), cx.stream);
+  }
+
+ private:
+  bool max() const { return this->node().spec.type == sim::LayerSpec::Type::maxpool2d; }
+  ops::PoolShape shape(std::int64_t batch) const {
+    const sim::Node& n = this->node();
+    return {batch, n.in_shape[0], n.in_shape[1], n.in_shape[2], n.out_shape[1], n.out_shape[2], n.spec.kernel,
+            n.spec.stride, max()};
+  }
+};
+
+// (C, H, W) -> (C·H·W): the same values, copied.
+template <typename Tc, typename Tm>
+class GpuFlatten final : public GpuOp<Tc, Tm> {
+ public:
+  using Base = GpuOp<Tc, Tm>;
+  using typename Base::Buffers;
+
+  explicit GpuFlatten(const sim::Node& n) : Base(n) {}
+  void forward(GpuOpContext<Tc, Tm>& cx, Buffers*, const Tc* x, Tc* y, std::int64_t batch, bool) override {
+    copy(x, y, batch, cx.stream);
+  }
+  void backward(GpuOpContext<Tc, Tm>& cx, Buffers*, const Tc*, const Tc*, const Tc* dy, Tc* dx, std::int64_t batch) override {
+    if (dx) copy(dy, dx, batch, cx.stream);
+  }
+
+ private:
+  void copy(const Tc* from, Tc* to, std::int64_t batch, cudaStream_t stream) const {
+    const auto bytes = static_cast<std::size_t>(batch * this->node().in_size()) * sizeof(Tc);
+    MPSCOPE_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, stream));
+  }
+};
+
+}  // namespace
+
+template <typename Tc, typename Tm>
+std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_pool(const sim::Node& n) {
+  return std::make_unique<GpuPool2d<Tc, Tm>>(n);
+}
+template <typename Tc, typename Tm>
+std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_flatten(const sim::Node& n) {
+  return std::make_unique<GpuFlatten<Tc, Tm>>(n);
+}
+MPSCOPE_INSTANTIATE_GPU_OP(make_gpu_pool)
+MPSCOPE_INSTANTIATE_GPU_OP(make_gpu_flatten)
+
+}  // namespace mpscope::gpu

@@ -1,7 +1,7 @@
 // The op interface (docs/design.md "Ops"): every layer of a model is an Op, written once for every storage type
 // (Ops = RoundedOps for float32 storage with the recipe's rounding points, WideOps<double|Exact> for the fp64 and
-// exact lanes) as the readable CPU reference; its CUDA twin lives in gpu/ops/ under the same name (conv2d, pool,
-// batch_norm so far; the GPU lanes still run mlps with their own kernels, gpu/mlp_passes.cu).
+// exact lanes) as the readable CPU reference; its CUDA twin (gpu/ops/op.cuh's GpuOp) lives in gpu/ops/ under the
+// same name.
 //
 // Activations are Matrix<T> (batch, elements per sample), each row one sample in the node's shape (C, H, W order
 // for images). An op rounds every result it makes through `cx.ops` at the role's format, counting the rounding to

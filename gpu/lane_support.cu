@@ -1,0 +1,82 @@
+#include "gpu/lane_support.cuh"
+
+#include "gpu/check.cuh"
+#include "sim/round_array.hpp"
+
+namespace mpscope::gpu {
+
+int make_current(int device) {
+  MPSCOPE_CUDA_CHECK(cudaSetDevice(device));
+  return device;
+}
+
+kernels::DeviceScaler initial_scaler(const sim::LossScaleConfig& c) {
+  kernels::DeviceScaler s{};
+  using Type = sim::LossScaleConfig::Type;
+  s.type = c.type == Type::none ? 0 : c.type == Type::fixed ? 1 : 2;
+  s.scale = s.type == 0 ? 1.0f : static_cast<float>(s.type == 1 ? c.value : c.init_scale);
+  s.inv_scale = static_cast<float>(1.0 / static_cast<double>(s.scale));
+  s.growth_factor = c.growth_factor;
+  s.backoff_factor = c.backoff_factor;
+  s.min_scale = c.min_scale;
+  s.max_scale = c.max_scale;
+  s.growth_interval = c.growth_interval;
+  s.hysteresis = s.hysteresis_tracker = c.hysteresis;
+  return s;
+}
+
+template <typename Tm>
+void upload_master(DeviceBuffer<Tm>& dst, const std::vector<double>& values, cudaStream_t stream) {
+  std::vector<float> rounded(values.size());
+  sim::round_array(std::span<const double>(values), std::span<float>(rounded),
+                   std::is_same_v<Tm, float> ? sim::fp32() : sim::fp16(), sim::Rounding::nearest_even);
+  if constexpr (std::is_same_v<Tm, float>) {
+    dst.upload(rounded, stream);
+  } else {
+    DeviceBuffer<float> staging(rounded.size());
+    staging.upload(rounded, stream);
+    kernels::cast<float, Tm>(staging.get(), dst.get(), rounded.size(), PointStats{}, stream);  // exact
+  }
+  MPSCOPE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+template void upload_master<float>(DeviceBuffer<float>&, const std::vector<double>&, cudaStream_t);
+template void upload_master<__half>(DeviceBuffer<__half>&, const std::vector<double>&, cudaStream_t);
+
+template <typename T>
+std::vector<float> download_as_float(const T* values, std::size_t n, cudaStream_t stream) {
+  DeviceBuffer<float> wide(n);
+  kernels::cast<T, float>(values, wide.get(), n, PointStats{}, stream);
+  return wide.download(stream);
+}
+template std::vector<float> download_as_float<float>(const float*, std::size_t, cudaStream_t);
+template std::vector<float> download_as_float<__half>(const __half*, std::size_t, cudaStream_t);
+template std::vector<float> download_as_float<__nv_bfloat16>(const __nv_bfloat16*, std::size_t, cudaStream_t);
+
+void DeviceDataset::upload(const sim::Dataset& d, cudaStream_t stream) {
+  x = DeviceBuffer<float>(d.x.data.size());
+  x.upload(d.x.data, stream);
+  has_labels = !d.labels.empty();
+  has_targets = d.targets.rows > 0;
+  if (has_labels) {
+    labels = DeviceBuffer<std::int64_t>(d.labels.size());
+    labels.upload(d.labels, stream);
+  }
+  if (has_targets) {
+    targets = DeviceBuffer<float>(d.targets.data.size());
+    targets.upload(d.targets.data, stream);
+  }
+  MPSCOPE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void unscale_on_host(std::vector<float>& g, float scale_used, bool master_gradients) {
+  const float inv = static_cast<float>(1.0 / static_cast<double>(scale_used));
+  if (master_gradients) {
+    for (float& x : g) x = x * inv;
+    return;
+  }
+  std::vector<double> wide(g.begin(), g.end());
+  for (double& x : wide) x *= static_cast<double>(inv);
+  sim::round_array(std::span<const double>(wide), std::span<float>(g), sim::fp16(), sim::Rounding::nearest_even);
+}
+
+}  // namespace mpscope::gpu

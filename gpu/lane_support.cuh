@@ -1,0 +1,45 @@
+// Internal: what every GPU lane (gpu/mlp_lane.cuh, gpu/graph_lane.cuh) sets up the same way: the device, the loss
+// scaler's initial state, the master weights' upload, the device copy of the dataset, reading buffers back.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "gpu/buffer.cuh"
+#include "gpu/kernels.cuh"
+#include "sim/dataset.hpp"
+#include "sim/lane.hpp"
+
+namespace mpscope::gpu {
+
+inline std::size_t aligned(std::size_t n) { return (n + 15) / 16 * 16; }
+
+// Makes `device` current; returns it (lanes make it current before their first member is made).
+int make_current(int device);
+
+// sim::LossScaler's initial state on the device.
+kernels::DeviceScaler initial_scaler(const sim::LossScaleConfig& c);
+
+// Initial weights rounded to the master format as the CPU lane stores them (double -> format, nearest-even).
+template <typename Tm>
+void upload_master(DeviceBuffer<Tm>& dst, const std::vector<double>& values, cudaStream_t stream);
+
+// n values of a device buffer as float (exact for the lanes' formats); synchronizes the stream.
+template <typename T>
+std::vector<float> download_as_float(const T* values, std::size_t n, cudaStream_t stream);
+
+// The dataset on the device, uploaded once: batches are gathered there from row numbers.
+struct DeviceDataset {
+  DeviceBuffer<float> x;              // (rows, features)
+  DeviceBuffer<float> targets;        // (rows, outputs) where given
+  DeviceBuffer<std::int64_t> labels;  // (rows) where given
+  bool has_labels = false, has_targets = false;
+  void upload(const sim::Dataset& d, cudaStream_t stream);
+};
+
+// The last step's master gradients from the gradients as produced, unscaled on the host as the device unscales
+// them (sim::GraphLane::unscale): float32 products with master gradients, else rounded to fp16 (fp16-pure).
+void unscale_on_host(std::vector<float>& g, float scale_used, bool master_gradients);
+
+}  // namespace mpscope::gpu

@@ -1,0 +1,85 @@
+// The CUDA twin of sim/ops/linear.cpp: y = x·Wᵀ + b over the last dimension of each sample (gpu/ops/op.cuh).
+//
+//   forward   Wc, bc = cast(W, b)                       (out, in), (out)  counted to the weight and bias tensors
+//             sum = x·Wcᵀ                                (rows, out)       float32, the lane's GEMM
+//             y = round(sum + bc)                        one float32 addition rounded once (cuBLASLt's epilogue)
+//   backward  dW = round(dyᵀ·x), db = round(Σ_rows dy)   (out, in), (out)  rows in order, as the CPU adds
+//             dx = round(dy·Wc)                          (rows, in)        where an op before has parameters
+#include "gpu/ops/op.cuh"
+
+namespace mpscope::gpu {
+
+namespace {
+
+template <typename Tc, typename Tm>
+class GpuLinear final : public GpuOp<Tc, Tm> {
+ public:
+  using Base = GpuOp<Tc, Tm>;
+  using typename Base::Buffers;
+  using Base::params_;
+
+  explicit GpuLinear(const sim::Node& n) : Base(n), in_(n.in_shape.back()), out_(n.out_shape.back()) { this->add_params(); }
+
+  struct Scratch final : Buffers {
+    DeviceBuffer<float> sum;   // (rows, max(in, out)) the GEMMs' float32 results
+    DeviceBuffer<float> dw32;  // (out, in) the weight gradient before its rounding (Tc float: unused)
+  };
+  std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool training) const override {
+    auto b = std::make_unique<Scratch>();
+    const std::int64_t rows = batch * rows_per_sample();
+    b->sum = DeviceBuffer<float>(static_cast<std::size_t>(rows * (training ? std::max(in_, out_) : out_)));
+    if (training && !std::is_same_v<Tc, float>) b->dw32 = DeviceBuffer<float>(static_cast<std::size_t>(in_ * out_));
+    return b;
+  }
+
+  void forward(GpuOpContext<Tc, Tm>& cx, Buffers* buffers, const Tc* x, Tc* y, std::int64_t batch, bool) override {
+    auto& b = static_cast<Scratch&>(*buffers);
+    const std::int64_t rows = batch * rows_per_sample();
+    GpuParam<Tc, Tm>& w = params_[0];
+    cx.cast_param(w);
+    if (has_bias()) cx.cast_param(params_[1]);
+    cx.gemm(false, true, rows, out_, in_, x, in_, w.compute(), in_, b.sum.get());
+    const PointStats st = cx.points.template point<Tc>(cx.out_tensor);
+    if (has_bias()) {
+      kernels::bias_add<Tc>(b.sum.get(), params_[1].compute(), y, rows, out_, st, cx.stream);
+    } else {
+      kernels::cast<float, Tc>(b.sum.get(), y, static_cast<std::size_t>(rows * out_), st, cx.stream);
+    }
+  }
+
+  void backward(GpuOpContext<Tc, Tm>& cx, Buffers* buffers, const Tc* x, const Tc*, const Tc* dy, Tc* dx,
+                std::int64_t batch) override {
+    auto& b = static_cast<Scratch&>(*buffers);
+    const std::int64_t rows = batch * rows_per_sample();
+    GpuParam<Tc, Tm>& w = params_[0];
+    float* dw32 = nullptr;
+    if constexpr (std::is_same_v<Tc, float>) dw32 = w.grad.get();
+    else dw32 = b.dw32.get();
+    cx.gemm(true, false, out_, in_, rows, dy, out_, x, in_, dw32);
+    kernels::cast<float, Tc>(dw32, w.grad.get(), w.size(), cx.points.template point<Tc>(w.grad_tensor), cx.stream);
+    if (has_bias())
+      kernels::column_sums<Tc>(dy, params_[1].grad.get(), rows, out_, cx.points.template point<Tc>(params_[1].grad_tensor),
+                               kernels::GradCheck{}, cx.stream);
+    if (!dx) return;
+    cx.gemm(false, false, rows, in_, out_, dy, out_, w.compute(), in_, b.sum.get());
+    kernels::cast<float, Tc>(b.sum.get(), dx, static_cast<std::size_t>(rows * in_),
+                             cx.points.template point<Tc>(cx.in_grad_tensor), cx.stream);
+  }
+
+ private:
+  bool has_bias() const { return params_.size() > 1; }
+  // (batch, samples × features) as (rows, features)
+  std::int64_t rows_per_sample() const { return this->node().in_size() / in_; }
+
+  std::int64_t in_, out_;
+};
+
+}  // namespace
+
+template <typename Tc, typename Tm>
+std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_linear(const sim::Node& n) {
+  return std::make_unique<GpuLinear<Tc, Tm>>(n);
+}
+MPSCOPE_INSTANTIATE_GPU_OP(make_gpu_linear)
+
+}  // namespace mpscope::gpu

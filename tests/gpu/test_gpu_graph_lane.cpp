@@ -1,0 +1,181 @@
+// The GPU graph lane (gpu/graph_lane.cuh) against the CPU graph lane on convolutional networks: in exact mode bit
+// for bit at every step (losses, loss scales, the first inf/NaN, lost updates, recorded histograms and rounding
+// counts, weights, gradients, evaluation) for every recipe the GPU runs, over every op; the PyTorch CNN
+// (samples/torch_cnn.json) 100 steps bit-identical; fast mode (cuBLAS) within stated bounds and reproducible.
+#include <cmath>
+#include <iostream>
+
+#include "gpu_support.hpp"
+#include "lockstep.hpp"
+#include "sim/experiment.hpp"
+#include "sim/ops/graph.hpp"
+#include "sim/trainer.hpp"
+
+using namespace mpscope;
+using namespace mpscope::gputest;
+
+namespace {
+
+// The digits of samples/torch_digits_cnn.npz (X (n, 1, 8, 8)) and a model over every op: convolutions with and
+// without bias, stride 2, batch norm, max and average pooling, three activations, flatten, LayerNorm, two Linears.
+Problem digits_problem(const std::vector<sim::LayerSpec>& layers) {
+  sim::Experiment e = sim::load_experiment(samples_dir() / "torch_cnn.json");
+  Problem s;
+  s.data = sim::prepare(e).data;
+  s.model.type = sim::ModelConfig::Type::sequential;
+  s.model.input = {1, 8, 8};
+  s.model.sequence = layers;
+  s.init = sim::default_initial_weights(sim::build_graph(s.model), 5);
+  s.batch = 24;
+  return s;
+}
+
+sim::LayerSpec spec(sim::LayerSpec::Type type, std::int64_t out = 0, std::int64_t kernel = 0, std::int64_t stride = 1,
+                    std::int64_t padding = 0, bool bias = true) {
+  sim::LayerSpec s;
+  s.type = type;
+  s.out = out;
+  s.kernel = kernel;
+  s.stride = stride;
+  s.padding = padding;
+  s.bias = bias;
+  return s;
+}
+sim::LayerSpec activation(sim::Activation a) {
+  sim::LayerSpec s = spec(sim::LayerSpec::Type::activation);
+  s.activation = a;
+  return s;
+}
+
+std::vector<sim::LayerSpec> every_op() {
+  using T = sim::LayerSpec::Type;
+  return {spec(T::conv2d, 6, 3, 1, 1, false), spec(T::batch_norm2d), activation(sim::Activation::relu),
+          spec(T::maxpool2d, 0, 2, 2),                                                     // 8x8 -> 4x4
+          spec(T::conv2d, 8, 3, 2, 1), activation(sim::Activation::silu),                  // -> 2x2
+          spec(T::avgpool2d, 0, 2, 1),                                                     // -> 1x1
+          spec(T::flatten), spec(T::linear, 16), spec(T::layer_norm), activation(sim::Activation::gelu),
+          spec(T::linear, 10)};
+}
+
+TEST(GpuGraphLane, EveryRecipeAndOpMatchesTheCpuLane) {
+  MPSCOPE_REQUIRE_GPU();
+  const Problem s = digits_problem(every_op());
+  for (const auto& [recipe, mma] : {std::pair{"fp32", sim::Accumulation::fp32}, std::pair{"fp16-amp", sim::Accumulation::fp32},
+                                    std::pair{"fp16-amp", sim::Accumulation::h100}, std::pair{"bf16-amp", sim::Accumulation::fp32},
+                                    std::pair{"fp16-pure", sim::Accumulation::h100}}) {
+    SCOPED_TRACE(std::string(recipe) + " mma " + std::string(sim::to_string(mma)));
+    expect_lockstep_identical(s, lane_config(recipe, mma, 0.05), 30, 7);
+  }
+}
+
+// Adam, and an fp16-pure lane whose loss scale starts too high: overflowing gradients, skipped steps and the first
+// non-finite tensor named as the CPU names it.
+TEST(GpuGraphLane, AdamOverflowAndSkippedStepsMatchTheCpuLane) {
+  MPSCOPE_REQUIRE_GPU();
+  const Problem s = digits_problem(every_op());
+  sim::LaneConfig adam = lane_config("fp16-amp", sim::Accumulation::h100, 1e-3);
+  adam.optimizer.type = sim::OptimizerConfig::Type::adam;
+  expect_lockstep_identical(s, adam, 20, 5);
+  sim::LaneConfig high = lane_config("fp16-pure", sim::Accumulation::h100, 0.05);
+  high.loss_scale.init_scale = 1e30;  // (float) far beyond fp16: the first steps overflow and are skipped
+  expect_lockstep_identical(s, high, 12, 1, true);
+}
+
+// samples/torch_cnn.json (PyTorch's CNN), fp16-amp on mpscope's tensor-core kernels and fp32: 100 steps, and the
+// weights at the end bit-identical to the CPU lane's.
+TEST(GpuGraphLane, TorchCnnBitIdenticalToTheCpuFor100Steps) {
+  MPSCOPE_REQUIRE_GPU();
+  sim::Experiment e = sim::load_experiment(samples_dir() / "torch_cnn.json");
+  const sim::Prepared p = sim::prepare(e);
+  for (const char* recipe : {"fp16-amp", "fp32"}) {
+    sim::LaneConfig c = sim::select_lanes(e, {recipe}).lanes[0].lane;
+    if (std::string(recipe) == "fp16-amp") c.recipe.mma = sim::Accumulation::h100;
+    auto cpu = sim::make_lane(c, e.model, p.init);
+    gpu::GpuLaneOptions o;
+    o.mode = gpu::GemmMode::exact;
+    o.data = &p.data;
+    auto gpu = gpu::make_gpu_lane(c, e.model, p.init, o);
+    sim::Batcher batches(p.data, e.batch_size, e.seed);
+    for (std::int64_t step = 0; step < 100; ++step) {
+      const sim::Batch b = batches.batch(step);
+      const double lr = sim::learning_rate(e.optimizer, step, e.steps);
+      const sim::StepResult want = cpu->step(b, lr, false), got = gpu->step(b, lr, false);
+      ASSERT_TRUE(same_bits(got.loss, want.loss)) << recipe << " step " << step << ": " << got.loss << " vs " << want.loss;
+      ASSERT_EQ(got.loss_scale, want.loss_scale) << recipe << " step " << step;
+    }
+    const std::string difference = first_difference(gpu->weights(), cpu->weights());
+    EXPECT_EQ(difference, "") << recipe;
+    if (difference.empty()) std::cout << "torch_cnn " << recipe << ": 100 steps, GPU exact weights bit-identical to the CPU's\n";
+  }
+}
+
+// Fast mode: cuBLAS's GEMMs (other summation orders), every other operation the CPU's. Bounds as for the mlp
+// (test_gpu_lanes.cpp): single roundings of fp16 differ by ~2^-11 relative, bf16 by 2^-8.
+TEST(GpuGraphLane, FastModeStaysCloseAndIsReproducible) {
+  MPSCOPE_REQUIRE_GPU();
+  const Problem s = digits_problem(every_op());
+  struct Case {
+    const char* recipe;
+    double gradient_nmse, loss_relative;
+  };
+  for (const Case& k : {Case{"fp32", 1e-10, 1e-4}, Case{"fp16-amp", 1e-4, 0.02}, Case{"bf16-amp", 1e-2, 0.1},
+                        Case{"fp16-pure", 1e-3, 0.05}}) {
+    const sim::LaneConfig c = lane_config(k.recipe, sim::Accumulation::fp32, 0.05);
+    auto cpu = sim::make_lane(c, s.model, s.init);
+    auto fast = gpu_lane(c, s, gpu::GemmMode::fast);
+    auto direct = gpu_lane(c, s, gpu::GemmMode::fast, /*graphs=*/false);
+    sim::Batcher batches(s.data, s.batch, s.seed);
+    double worst = 0, first_nmse = 0;
+    for (int step = 0; step < 100; ++step) {
+      const sim::Batch b = batches.batch(step);
+      const sim::StepResult want = cpu->step(b, c.optimizer.lr, false);
+      const sim::StepResult got = fast->step(b, c.optimizer.lr, step % 9 == 0);
+      const sim::StepResult plain = direct->step(b, c.optimizer.lr, false);
+      ASSERT_TRUE(same_bits(got.loss, plain.loss)) << k.recipe << " step " << step << ": graphs and recording change nothing";
+      if (step == 0) first_nmse = nmse(fast->gradients(), cpu->gradients());
+      worst = std::max(worst, std::fabs(got.loss - want.loss) / std::fabs(want.loss));
+    }
+    std::cout << k.recipe << " CNN fast vs CPU: gradient NMSE after step 1 " << first_nmse
+              << ", largest relative loss difference over 100 steps " << worst << "\n";
+    EXPECT_LE(first_nmse, k.gradient_nmse) << k.recipe;
+    EXPECT_LE(worst, k.loss_relative) << k.recipe;
+    EXPECT_EQ(first_difference(fast->weights(), direct->weights()), "") << k.recipe;
+  }
+}
+
+// An experiment with CPU and GPU lanes of a sequential model, through the trainer (the CLI's and the app's path):
+// the GPU exact lane's weights end where the CPU lane's do.
+TEST(GpuGraphLane, TrainerRunsCpuAndGpuLanesOfACnnInLockstep) {
+  MPSCOPE_REQUIRE_GPU();
+  sim::Experiment e = sim::load_experiment(samples_dir() / "torch_cnn.json");
+  e.steps = 30;
+  e.lanes.clear();
+  sim::LaneSpec cpu;
+  cpu.lane = lane_config("fp16-amp", sim::Accumulation::h100, 0.05);
+  cpu.lane.name = "cpu-h100";
+  cpu.reference = true;
+  sim::LaneSpec exact = cpu;
+  exact.lane.name = "gpu-exact";
+  exact.backend = "gpu";
+  exact.gemm = "exact";
+  exact.reference = false;
+  e.lanes = {cpu, exact};
+  e.reference = 0;
+  const sim::Prepared p = sim::prepare(e);
+  sim::TrainOptions options;
+  options.make_lane = [&](const sim::LaneSpec& spec, const sim::ModelConfig& m, const sim::InitialWeights& w) {
+    if (spec.backend == "cpu") return sim::make_lane(spec.lane, m, w);
+    gpu::GpuLaneOptions o;
+    o.mode = spec.gemm == "exact" ? gpu::GemmMode::exact : gpu::GemmMode::fast;
+    o.data = &p.data;
+    return gpu::make_gpu_lane(spec.lane, m, w, o);
+  };
+  const sim::TrainResult r = sim::train(e, p, nullptr, options);
+  ASSERT_EQ(r.steps_done, 30);
+  ASSERT_EQ(r.lanes.size(), 2u);
+  ASSERT_TRUE(r.lanes[1].final_weight_distance.has_value());
+  EXPECT_EQ(*r.lanes[1].final_weight_distance, 0.0);
+  EXPECT_EQ(*r.lanes[1].max_loss_delta, 0.0);
+}
+
+}  // namespace
