@@ -109,4 +109,39 @@ TEST(Scenarios, Fp8NeedsScaling) {
   EXPECT_LT(scaled.final_loss, 0.6 * unscaled.final_loss);
 }
 
+TEST(Scenarios, AdamEpsVanishesInPureFp16) {
+  const Outcome o = run("adam-eps");
+  const auto &fp32 = o.lane("fp32"), &amp = o.lane("fp16-amp"), &bf16 = o.lane("bf16-pure");
+  for (const char* name : {"fp16-pure", "fp16-pure-scaled"}) {
+    const auto& pure = o.lane(name);
+    EXPECT_EQ(pure.verdict, "diverged") << name;                 // Adam's first update turns weights into inf/NaN
+    EXPECT_EQ(pure.diverged_step, 0) << name;
+    EXPECT_EQ(pure.first_nonfinite, "0.weight") << name;          // a weight, not an activation or a gradient:
+    EXPECT_EQ(pure.first_nonfinite_step, 0) << name;              // forward and backward were finite
+    EXPECT_LT(*pure.gradient_underflow_share, 0.001) << name;     // the gradients fit fp16; their squares do not
+  }
+  for (const auto* lane : {&fp32, &amp, &bf16}) {
+    EXPECT_EQ(lane->verdict, "ok") << lane->name;
+    EXPECT_TRUE(lane->first_nonfinite.empty()) << lane->name << " " << lane->first_nonfinite;
+    EXPECT_GT(*lane->accuracy, 0.85) << lane->name;  // fp32 Adam state (amp), or bf16's range (bf16-pure), trains
+  }
+
+  // The cause is eps: with one fp16 can hold (1e-4 instead of 1e-8, which rounds to 0), the same pure fp16 lane
+  // trains.
+  const sim::Experiment e = sim::load_experiment(fs::path(MPSCOPE_SOURCE_DIR) / "samples" / "adam-eps.json");
+  nlohmann::json j = e.given;
+  j["optimizer"]["eps"] = 1e-4;
+  const sim::Experiment fixed = sim::select_lanes(sim::parse_experiment(j, e.base_dir), {"fp32", "fp16-pure"});
+  const sim::TrainResult r = sim::train(fixed, sim::prepare(fixed), nullptr, {});
+  ASSERT_EQ(r.lanes.size(), 2u);
+  const auto& pure = r.lanes[1];
+  std::cout << "adam-eps with eps 1e-4: fp16-pure loss " << pure.final_loss << " accuracy "
+            << pure.accuracy.value_or(-1) << " weight distance " << pure.final_weight_distance.value_or(-1)
+            << " verdict " << pure.verdict << "\n";
+  EXPECT_NE(pure.verdict, "diverged");
+  EXPECT_TRUE(pure.first_nonfinite.empty()) << pure.first_nonfinite;
+  ASSERT_TRUE(pure.accuracy.has_value());
+  EXPECT_GT(*pure.accuracy, 0.85);
+}
+
 }  // namespace

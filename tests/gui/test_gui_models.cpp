@@ -392,7 +392,8 @@ TEST(GuiScenarios, ReadsTheShippedScenariosAndTheirExplanations) {
       if (s.path.filename() == file) return &s;
     return nullptr;
   };
-  for (const char* f : {"underflow.json", "overflow.json", "swamping.json", "bf16-vs-fp16.json", "fp8.json"}) {
+  for (const char* f : {"underflow.json", "overflow.json", "swamping.json", "bf16-vs-fp16.json", "fp8.json",
+                        "adam-eps.json"}) {
     const Scenario* s = find(f);
     ASSERT_NE(s, nullptr) << f;
     EXPECT_GT(s->explanation.size(), 100u) << f;
