@@ -1,10 +1,11 @@
-// mpscope_gpu_step: times training steps of a GPU lane on the MLP 784-w-w-w-w-10 with SGD + momentum, as
-// bench/gpu_vs_torch.py runs its PyTorch twin, and prints one JSON line: median / p10 / p90 step time (host wall
+// mpscope_gpu_step: times training steps of a GPU lane with SGD + momentum, as bench/gpu_vs_torch.py and
+// bench/cnn_vs_torch.py run their PyTorch twins, and prints one JSON line: median / p10 / p90 step time (host wall
 // clock around Lane::step, which waits for the step and reads its loss back, as a training loop logging its loss
-// does) and the peak device memory mpscope allocated.
+// does) and the peak device memory mpscope allocated. Models: the MLP 784-w-w-w-w-10 (--model mlp), the digits CNN
+// of samples/torch_cnn.json on 1x8x8 inputs (cnn) and a wider CNN on 3x32x32 inputs, channels 32-64-128 (wide-cnn).
 //
 //   mpscope_gpu_step --recipe fp16-amp --width 4096 --batch 4096 [--steps 30] [--warmup 10] [--record every|never]
-//                    [--gemm fast|exact]
+//                    [--gemm fast|exact] [--model mlp|cnn|wide-cnn]
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -13,15 +14,44 @@
 #include <random>
 
 #include "gpu/gpu_lane.hpp"
+#include "sim/ops/graph.hpp"
 #include "sim/recipe.hpp"
 
 using namespace mpscope;
 
+namespace {
+
+sim::LayerSpec layer(sim::LayerSpec::Type type, std::int64_t out = 0, std::int64_t kernel = 0, std::int64_t padding = 0) {
+  sim::LayerSpec s;
+  s.type = type;
+  s.out = out;
+  s.kernel = kernel;
+  s.stride = type == sim::LayerSpec::Type::conv2d ? 1 : kernel;
+  s.padding = padding;
+  if (type == sim::LayerSpec::Type::activation) s.activation = sim::Activation::relu;
+  return s;
+}
+
+// Conv(3x3, padding 1) - ReLU - MaxPool(2) per channel count, then Flatten - Linear(10).
+sim::ModelConfig cnn(std::vector<std::int64_t> input, const std::vector<std::int64_t>& channels) {
+  using T = sim::LayerSpec::Type;
+  sim::ModelConfig m;
+  m.type = sim::ModelConfig::Type::sequential;
+  m.input = std::move(input);
+  for (std::int64_t c : channels)
+    for (const sim::LayerSpec& l : {layer(T::conv2d, c, 3, 1), layer(T::activation), layer(T::maxpool2d, 0, 2)}) m.sequence.push_back(l);
+  m.sequence.push_back(layer(T::flatten));
+  m.sequence.push_back(layer(T::linear, 10));
+  return m;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  std::string recipe = "fp16-amp", record = "never", gemm = "fast";
+  std::string recipe = "fp16-amp", record = "never", gemm = "fast", model_name = "mlp";
   std::int64_t width = 256, batch = 256;
   int steps = 50, warmup = 10;
-  CLI::App app{"Time training steps of an mpscope GPU lane (MLP 784-w-w-w-w-10, SGD momentum 0.9)"};
+  CLI::App app{"Time training steps of an mpscope GPU lane (SGD momentum 0.9)"};
   app.add_option("--recipe", recipe)->check(CLI::IsMember({"fp32", "fp16-amp", "bf16-amp", "fp16-pure", "fp8"}));
   app.add_option("--width", width)->check(CLI::PositiveNumber);
   app.add_option("--batch", batch)->check(CLI::PositiveNumber);
@@ -29,6 +59,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup)->check(CLI::NonNegativeNumber);
   app.add_option("--record", record, "every: full statistics every step")->check(CLI::IsMember({"every", "never"}));
   app.add_option("--gemm", gemm)->check(CLI::IsMember({"fast", "exact"}));
+  app.add_option("--model", model_name, "mlp: 784-w-w-w-w-10; cnn: samples/torch_cnn.json's on 1x8x8; wide-cnn: 3x32x32, "
+                 "channels 32-64-128")->check(CLI::IsMember({"mlp", "cnn", "wide-cnn"}));
   CLI11_PARSE(app, argc, argv);
 
   const std::string why = gpu::unavailable_reason();
@@ -38,10 +70,14 @@ int main(int argc, char** argv) {
   }
   sim::ModelConfig model;
   model.widths = {784, width, width, width, width, 10};
+  if (model_name == "cnn") model = cnn({1, 8, 8}, {8, 16});
+  if (model_name == "wide-cnn") model = cnn({3, 32, 32}, {32, 64, 128});
+  const sim::Graph graph = sim::build_graph(model);
+  const std::int64_t features = graph.nodes.front().in_size();
   // Random data: two batches' worth of rows, each step a shuffled batch of them.
   sim::Dataset data;
   const std::int64_t rows = 2 * batch;
-  data.x = sim::Matrix<float>(rows, 784);
+  data.x = sim::Matrix<float>(rows, features);
   std::mt19937 rng(1);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (float& v : data.x.data) v = normal(rng);
@@ -58,7 +94,7 @@ int main(int argc, char** argv) {
   options.mode = gemm == "exact" ? gpu::GemmMode::exact : gpu::GemmMode::fast;
   options.data = &data;
   gpu::reset_peak_device_memory();
-  const auto lane_ptr = gpu::make_gpu_lane(lane, model, sim::default_initial_weights(model, 1), options);
+  const auto lane_ptr = gpu::make_gpu_lane(lane, model, sim::default_initial_weights(graph, 1), options);
 
   std::vector<std::vector<std::int64_t>> orders(8);
   for (auto& o : orders) {
@@ -79,9 +115,9 @@ int main(int argc, char** argv) {
   }
   std::sort(times.begin(), times.end());
   const auto at = [&](double q) { return times[static_cast<std::size_t>(q * static_cast<double>(times.size() - 1))]; };
-  std::printf("{\"impl\": \"mpscope\", \"recipe\": \"%s\", \"width\": %lld, \"batch\": %lld, \"record\": \"%s\", \"gemm\": \"%s\", "
+  std::printf("{\"impl\": \"mpscope\", \"model\": \"%s\", \"recipe\": \"%s\", \"width\": %lld, \"batch\": %lld, \"record\": \"%s\", \"gemm\": \"%s\", "
               "\"median_ms\": %.4f, \"p10_ms\": %.4f, \"p90_ms\": %.4f, \"peak_mib\": %.1f, \"last_loss\": %.5g}\n",
-              recipe.c_str(), static_cast<long long>(width), static_cast<long long>(batch), record.c_str(), gemm.c_str(),
+              model_name.c_str(), recipe.c_str(), static_cast<long long>(width), static_cast<long long>(batch), record.c_str(), gemm.c_str(),
               at(0.5), at(0.1), at(0.9), static_cast<double>(gpu::peak_device_memory()) / (1 << 20), loss);
   return 0;
 }

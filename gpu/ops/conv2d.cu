@@ -12,18 +12,22 @@ namespace {
 using kernels::block_threads;
 using kernels::blocks_for;
 
-template <typename T>
-__global__ void im2col_kernel(const T* x, T* cols, ConvShape s) {
-  const std::size_t n = static_cast<std::size_t>(s.batch * s.positions() * s.patch());
-  for_each(n, [&](std::size_t i, bool active) {
-    if (!active) return;
-    const std::int64_t row = static_cast<std::int64_t>(i) / s.patch(), col = static_cast<std::int64_t>(i) % s.patch();
-    const std::int64_t b = row / s.positions(), oh = row % s.positions() / s.wo, ow = row % s.wo;
-    const std::int64_t ci = col / (s.k * s.k), kh = col % (s.k * s.k) / s.k, kw = col % s.k;
-    const std::int64_t ih = oh * s.stride - s.pad + kh, iw = ow * s.stride - s.pad + kw;
-    const bool inside = ih >= 0 && ih < s.h && iw >= 0 && iw < s.w;
-    cols[i] = inside ? x[((b * s.c + ci) * s.h + ih) * s.w + iw] : from_double<T>(0.0);
-  });
+// The layout kernels index in I: 32-bit where the tensor allows (64-bit division is many instructions, and these
+// kernels do little else).
+template <typename T, typename I>
+__global__ void im2col_kernel(const T* x, T* cols, ConvShape shape) {
+  const I c = static_cast<I>(shape.c), h = static_cast<I>(shape.h), w = static_cast<I>(shape.w), k = static_cast<I>(shape.k);
+  const I wo = static_cast<I>(shape.wo), positions = static_cast<I>(shape.positions()), patch = static_cast<I>(shape.patch());
+  const I stride = static_cast<I>(shape.stride), pad = static_cast<I>(shape.pad);
+  const I n = static_cast<I>(shape.batch) * positions * patch;
+  for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I row = i / patch, col = i % patch;
+    const I b = row / positions, oh = row % positions / wo, ow = row % wo;
+    const I ci = col / (k * k), kh = col % (k * k) / k, kw = col % k;
+    const I ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+    const bool inside = ih >= 0 && ih < h && iw >= 0 && iw < w;
+    cols[i] = inside ? x[((b * c + ci) * h + ih) * w + iw] : from_double<T>(0.0);
+  }
 }
 
 template <typename T>
@@ -90,20 +94,22 @@ __global__ void conv_bias_grad_kernel(const T* dy, T* db, ConvShape s, PointStat
   tally.flush();
 }
 
-template <typename T>
-__global__ void conv_input_grad_rows_kernel(const T* dy, T* dcols, ConvShape s) {
-  const std::int64_t fan = s.f * s.k * s.k;
-  for_each(static_cast<std::size_t>(s.batch * s.h * s.w * fan), [&](std::size_t i, bool active) {
-    if (!active) return;
-    const std::int64_t row = static_cast<std::int64_t>(i) / fan, col = static_cast<std::int64_t>(i) % fan;
-    const std::int64_t b = row / (s.h * s.w), ih = row % (s.h * s.w) / s.w, iw = row % s.w;
-    const std::int64_t f = col / (s.k * s.k), kh = col % (s.k * s.k) / s.k, kw = col % s.k;
-    const std::int64_t th = ih + s.pad - kh, tw = iw + s.pad - kw;
+template <typename T, typename I>
+__global__ void conv_input_grad_rows_kernel(const T* dy, T* dcols, ConvShape shape) {
+  const I f = static_cast<I>(shape.f), h = static_cast<I>(shape.h), w = static_cast<I>(shape.w), k = static_cast<I>(shape.k);
+  const I ho = static_cast<I>(shape.ho), wo = static_cast<I>(shape.wo), stride = static_cast<I>(shape.stride);
+  const I pad = static_cast<I>(shape.pad), fan = f * k * k;
+  const I n = static_cast<I>(shape.batch) * h * w * fan;
+  for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I row = i / fan, col = i % fan;
+    const I b = row / (h * w), ih = row % (h * w) / w, iw = row % w;
+    const I fi = col / (k * k), kh = col % (k * k) / k, kw = col % k;
+    const I th = ih + pad - kh, tw = iw + pad - kw;
     T v = from_double<T>(0.0);
-    if (th >= 0 && tw >= 0 && th % s.stride == 0 && tw % s.stride == 0 && th / s.stride < s.ho && tw / s.stride < s.wo)
-      v = dy[(b * s.f + f) * s.positions() + th / s.stride * s.wo + tw / s.stride];
+    if (th >= 0 && tw >= 0 && th % stride == 0 && tw % stride == 0 && th / stride < ho && tw / stride < wo)
+      v = dy[(b * f + fi) * (ho * wo) + th / stride * wo + tw / stride];
     dcols[i] = v;
-  });
+  }
 }
 
 template <typename T>
@@ -140,7 +146,11 @@ std::size_t count(std::int64_t n) { return static_cast<std::size_t>(n); }
 
 template <typename T>
 void im2col(const T* x, T* cols, const ConvShape& s, cudaStream_t stream) {
-  im2col_kernel<<<blocks_for(count(s.batch * s.positions() * s.patch())), block_threads, 0, stream>>>(x, cols, s);
+  const std::int64_t n = s.batch * s.positions() * s.patch();
+  if (n < (std::int64_t{1} << 30))  // (room for the grid stride past n in int)
+    im2col_kernel<T, int><<<blocks_for(count(n)), block_threads, 0, stream>>>(x, cols, s);
+  else
+    im2col_kernel<T, std::int64_t><<<blocks_for(count(n)), block_threads, 0, stream>>>(x, cols, s);
   MPSCOPE_CUDA_CHECK(cudaGetLastError());
 }
 template <typename T>
@@ -165,7 +175,11 @@ void conv_bias_grad(const T* dy, T* db, const ConvShape& s, PointStats st, cudaS
 }
 template <typename T>
 void conv_input_grad_rows(const T* dy, T* dcols, const ConvShape& s, cudaStream_t stream) {
-  conv_input_grad_rows_kernel<<<blocks_for(count(s.batch * s.h * s.w * s.f * s.k * s.k)), block_threads, 0, stream>>>(dy, dcols, s);
+  const std::int64_t n = s.batch * s.h * s.w * s.f * s.k * s.k;
+  if (n < (std::int64_t{1} << 30))  // (room for the grid stride past n in int)
+    conv_input_grad_rows_kernel<T, int><<<blocks_for(count(n)), block_threads, 0, stream>>>(dy, dcols, s);
+  else
+    conv_input_grad_rows_kernel<T, std::int64_t><<<blocks_for(count(n)), block_threads, 0, stream>>>(dy, dcols, s);
   MPSCOPE_CUDA_CHECK(cudaGetLastError());
 }
 template <typename T>
@@ -215,6 +229,8 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     DeviceBuffer<float> dw32;   // (F, C·k·k) (Tc float: unused)
     DeviceBuffer<Tc> dcols;     // (B·H·W, F·k·k)
     DeviceBuffer<Tc> w_rows;    // (F·k·k, C)
+    DeviceBuffer<Tc> ones;      // (B·Ho·Wo) fast mode's bias gradient: ones · dy_rows
+    DeviceBuffer<float> bias32; // (F) ... in float32
   };
   std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool training) const override {
     const ops::ConvShape s = shape(batch);
@@ -226,6 +242,10 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     if (!training) return b;
     b->dy_rows = DeviceBuffer<Tc>(n(outputs * s.f));
     if (!std::is_same_v<Tc, float>) b->dw32 = DeviceBuffer<float>(n(s.f * s.patch()));
+    if (has_bias() && outputs > short_column) {
+      b->ones = device_ones<Tc>(n(outputs));
+      b->bias32 = DeviceBuffer<float>(n(s.f));
+    }
     if (this->node().needs_input_grad) {
       b->dcols = DeviceBuffer<Tc>(n(inputs * fan));
       b->w_rows = DeviceBuffer<Tc>(n(fan * s.c));
@@ -256,8 +276,12 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     else dw32 = b.dw32.get();
     cx.gemm(true, false, s.f, s.patch(), batch * s.positions(), b.dy_rows.get(), s.f, b.cols.get(), s.patch(), dw32);
     kernels::cast<float, Tc>(dw32, w.grad.get(), w.size(), cx.points.template point<Tc>(w.grad_tensor), cx.stream);
-    if (has_bias())
-      ops::conv_bias_grad<Tc>(dy, params_[1].grad.get(), s, cx.points.template point<Tc>(params_[1].grad_tensor), cx.stream);
+    if (has_bias()) {
+      const PointStats st = cx.points.template point<Tc>(params_[1].grad_tensor);
+      Tc* db = params_[1].grad.get();
+      if (!fast_column_sums(cx, b.dy_rows.get(), batch * s.positions(), s.f, b.ones.get(), b.bias32.get(), db, st))
+        ops::conv_bias_grad<Tc>(dy, db, s, st, cx.stream);
+    }
     if (!dx) return;
     const std::int64_t fan = s.f * s.k * s.k;
     ops::conv_input_grad_rows<Tc>(dy, b.dcols.get(), s, cx.stream);

@@ -3,7 +3,8 @@
 //   forward   Wc, bc = cast(W, b)                       (out, in), (out)  counted to the weight and bias tensors
 //             sum = x·Wcᵀ                                (rows, out)       float32, the lane's GEMM
 //             y = round(sum + bc)                        one float32 addition rounded once (cuBLASLt's epilogue)
-//   backward  dW = round(dyᵀ·x), db = round(Σ_rows dy)   (out, in), (out)  rows in order, as the CPU adds
+//   backward  dW = round(dyᵀ·x), db = round(Σ_rows dy)   (out, in), (out)  rows in order, as the CPU adds (fast
+//                                                                          mode, many rows: cuBLAS, float32)
 //             dx = round(dy·Wc)                          (rows, in)        where an op before has parameters
 #include "gpu/ops/op.cuh"
 
@@ -23,12 +24,18 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
   struct Scratch final : Buffers {
     DeviceBuffer<float> sum;   // (rows, max(in, out)) the GEMMs' float32 results
     DeviceBuffer<float> dw32;  // (out, in) the weight gradient before its rounding (Tc float: unused)
+    DeviceBuffer<Tc> ones;     // (rows) fast mode's bias gradient: ones · dy
+    DeviceBuffer<float> bias32;  // (out) ... in float32
   };
   std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool training) const override {
     auto b = std::make_unique<Scratch>();
     const std::int64_t rows = batch * rows_per_sample();
     b->sum = DeviceBuffer<float>(static_cast<std::size_t>(rows * (training ? std::max(in_, out_) : out_)));
     if (training && !std::is_same_v<Tc, float>) b->dw32 = DeviceBuffer<float>(static_cast<std::size_t>(in_ * out_));
+    if (training && has_bias() && rows > short_column) {
+      b->ones = device_ones<Tc>(static_cast<std::size_t>(rows));
+      b->bias32 = DeviceBuffer<float>(static_cast<std::size_t>(out_));
+    }
     return b;
   }
 
@@ -57,9 +64,11 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
     else dw32 = b.dw32.get();
     cx.gemm(true, false, out_, in_, rows, dy, out_, x, in_, dw32);
     kernels::cast<float, Tc>(dw32, w.grad.get(), w.size(), cx.points.template point<Tc>(w.grad_tensor), cx.stream);
-    if (has_bias())
-      kernels::column_sums<Tc>(dy, params_[1].grad.get(), rows, out_, cx.points.template point<Tc>(params_[1].grad_tensor),
-                               kernels::GradCheck{}, cx.stream);
+    if (has_bias()) {
+      const PointStats st = cx.points.template point<Tc>(params_[1].grad_tensor);
+      if (!fast_column_sums(cx, dy, rows, out_, b.ones.get(), b.bias32.get(), params_[1].grad.get(), st))
+        kernels::column_sums<Tc>(dy, params_[1].grad.get(), rows, out_, st, kernels::GradCheck{}, cx.stream);
+    }
     if (!dx) return;
     cx.gemm(false, false, rows, in_, out_, dy, out_, w.compute(), in_, b.sum.get());
     kernels::cast<float, Tc>(b.sum.get(), dx, static_cast<std::size_t>(rows * in_),

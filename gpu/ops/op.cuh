@@ -22,6 +22,7 @@
 
 #include "gpu/blas.cuh"
 #include "gpu/buffer.cuh"
+#include "gpu/check.cuh"
 #include "gpu/error.hpp"
 #include "gpu/kernels.cuh"
 #include "sim/ops/graph.hpp"
@@ -138,6 +139,29 @@ struct GpuOpContext {
     }
   }
 };
+
+// n ones of type T (the fast mode's column sums: ones · dy on cuBLAS).
+template <typename T>
+DeviceBuffer<T> device_ones(std::size_t n) {
+  DeviceBuffer<T> b(n);
+  const std::vector<T> host(n, T(1.0f));
+  b.upload(host, nullptr);
+  MPSCOPE_CUDA_CHECK(cudaStreamSynchronize(nullptr));
+  return b;
+}
+
+// Fast mode's bias gradient when the rows are many: db (n) = round(ones (rows) · dy (rows, n)), summed by cuBLAS in
+// float32 into sums (n) and rounded once. One thread per column adding the rows in the CPU's order (exact mode, and
+// short batches) takes long there. Returns false (nothing done) where the caller sums in the CPU's order.
+constexpr std::int64_t short_column = 512;
+template <typename Tc, typename Tm>
+bool fast_column_sums(GpuOpContext<Tc, Tm>& cx, const Tc* dy, std::int64_t rows, std::int64_t n, const Tc* ones,
+                      float* sums, Tc* db, PointStats st) {
+  if (!cx.gemm.blas || rows <= short_column) return false;
+  cx.gemm(false, false, 1, n, rows, ones, rows, dy, n, sums);
+  kernels::cast<float, Tc>(sums, db, static_cast<std::size_t>(n), st, cx.stream);
+  return true;
+}
 
 template <typename Tc, typename Tm>
 class GpuOp {
