@@ -142,7 +142,7 @@ template <typename Tc, typename Tm>
 GpuOpContext<Tc, Tm> GpuGraphLane<Tc, Tm>::context(int node) {
   Gemm gemm{blas_.get(), config_.recipe.mma == sim::Accumulation::h100, stream_.get()};
   const std::size_t in = node == 0 ? 0 : graph_.output_tensor(node - 1);
-  return {stream_.get(), gemm, points_, in, graph_.output_tensor(node), graph_.input_grad_tensor(node)};
+  return {stream_.get(), gemm, points_, in, graph_.output_tensor(node), graph_.input_grad_tensor(node), nullptr};
 }
 
 template <typename Tc, typename Tm>
@@ -160,6 +160,7 @@ void GpuGraphLane<Tc, Tm>::forward(Pass& p) {
   }
   for (std::size_t i = 0; i < ops_.size(); ++i) {
     GpuOpContext<Tc, Tm> cx = context(static_cast<int>(i));
+    if (graph_.nodes[i].residual >= 0) cx.residual = p.acts[static_cast<std::size_t>(graph_.nodes[i].residual)].get();
     ops_[i]->forward(cx, p.op_buffers[i].get(), p.acts[i].get(), p.acts[i + 1].get(), rows, p.training);
   }
 }
@@ -181,12 +182,20 @@ void GpuGraphLane<Tc, Tm>::loss(Pass& p, double* total) {
                      stream_.get());
 }
 
+// GraphLane::backward: each op in reverse; a residual edge's source activation a gets round(d_a + the add's d) once
+// its consumer (node a) has sent its gradient back.
 template <typename Tc, typename Tm>
 void GpuGraphLane<Tc, Tm>::backward(Pass& p) {
+  std::vector<const Tc*> residual_grad(graph_.nodes.size() + 1, nullptr);
   for (std::size_t i = ops_.size(); i-- > 0;) {
+    const sim::Node& n = graph_.nodes[i];
     GpuOpContext<Tc, Tm> cx = context(static_cast<int>(i));
-    Tc* din = graph_.nodes[i].needs_input_grad ? p.grads[i].get() : nullptr;
+    Tc* din = n.needs_input_grad ? p.grads[i].get() : nullptr;
     ops_[i]->backward(cx, p.op_buffers[i].get(), p.acts[i].get(), p.acts[i + 1].get(), p.grads[i + 1].get(), din, p.rows);
+    if (n.residual >= 0) residual_grad[static_cast<std::size_t>(n.residual)] = p.grads[i + 1].get();
+    if (din && residual_grad[i])
+      add_values<Tc>(din, residual_grad[i], din, p.grads[i].size(), points_.point<Tc>(graph_.input_grad_tensor(static_cast<int>(i))),
+                     stream_.get());
   }
 }
 

@@ -4,7 +4,8 @@
 //   a0 = cast(x)                                          input       (batch, input size)
 //   a_{i+1} = op_i.forward(a_i)                           each op rounds its own results (sim/ops/*.cpp)
 //   loss, d_n = d loss·S / d a_n                          sim/ops/loss.hpp, S the loss scale
-//   d_i = op_i.backward(d_{i+1}), parameter gradients     d_i only where an op before i has parameters
+//   d_i = op_i.backward(d_{i+1}), parameter gradients     d_i only where an op before i has parameters; a residual
+//                                                         edge's source r gets round(d_r + the add's d) (sim/ops/add.cpp)
 //   master gradients = gradients / S (AMP: in the master format), checked for inf/NaN; the loss scaler decides;
 //   the optimizer updates the master weights.
 #pragma once
@@ -164,17 +165,28 @@ class GraphLane final : public Lane {
   }
 
   void backward() {
+    std::vector<const Matrix<T>*> residual_grad(graph_.nodes.size() + 1, nullptr);  // [a] an add's d for activation a
     for (std::size_t i = ops_list_.size(); i-- > 0;) {
+      const Node& n = graph_.nodes[i];
       OpContext<Ops> cx = context(static_cast<int>(i));
-      Matrix<T>* dx = graph_.nodes[i].needs_input_grad ? &grads_[i] : nullptr;
+      Matrix<T>* dx = n.needs_input_grad ? &grads_[i] : nullptr;
       ops_list_[i]->backward(cx, acts_[i], acts_[i + 1], grads_[i + 1], dx);
+      if (n.residual >= 0) residual_grad[static_cast<std::size_t>(n.residual)] = &grads_[i + 1];
+      // Activation i's gradient is complete once its consumer (node i) and an add reading it have sent theirs back.
+      if (dx && residual_grad[i]) {
+        std::vector<W> wide(dx->data.size());
+        for (std::size_t k = 0; k < wide.size(); ++k) wide[k] = W(dx->data[k]) + W(residual_grad[i]->data[k]);
+        ops_.store(Role::gradients, graph_.input_grad_tensor(static_cast<int>(i)), wide, dx->values(), log_);
+      }
     }
   }
 
   OpContext<Ops> context(int node) {
     const std::size_t in = node == 0 ? 0 : graph_.output_tensor(node - 1);
-    const Group& g = graph_.groups[static_cast<std::size_t>(graph_.nodes[static_cast<std::size_t>(node)].group)];
-    return {ops_, log_, in, graph_.output_tensor(node), g.activation_grad, graph_.input_grad_tensor(node)};
+    const Node& n = graph_.nodes[static_cast<std::size_t>(node)];
+    const Group& g = graph_.groups[static_cast<std::size_t>(n.group)];
+    const Matrix<T>* residual = n.residual >= 0 ? &acts_[static_cast<std::size_t>(n.residual)] : nullptr;
+    return {ops_, log_, in, graph_.output_tensor(node), g.activation_grad, graph_.input_grad_tensor(node), residual};
   }
 
   // master = grad * inv_scale: in the master format (AMP: fp32) or, without master gradients, the gradient format.

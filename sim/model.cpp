@@ -30,6 +30,7 @@ std::string_view to_string(LayerSpec::Type t) {
     case T::activation: return "activation";
     case T::layer_norm: return "layer_norm";
     case T::batch_norm2d: return "batch_norm2d";
+    case T::add: return "add";
   }
   return "?";
 }

@@ -28,9 +28,9 @@ std::string_view to_string(LossLogits l);
 // stride, padding), MaxPool2d / AvgPool2d(kernel_size, stride), Flatten, an activation, LayerNorm (over the last
 // dimension), BatchNorm2d (training-mode batch statistics).
 struct LayerSpec {
-  enum class Type { linear, conv2d, maxpool2d, avgpool2d, flatten, activation, layer_norm, batch_norm2d };
-  static constexpr Type all_types[] = {Type::linear,  Type::conv2d,     Type::maxpool2d,  Type::avgpool2d,
-                                       Type::flatten, Type::activation, Type::layer_norm, Type::batch_norm2d};
+  enum class Type { linear, conv2d, maxpool2d, avgpool2d, flatten, activation, layer_norm, batch_norm2d, add };
+  static constexpr Type all_types[] = {Type::linear,     Type::conv2d,     Type::maxpool2d,    Type::avgpool2d, Type::flatten,
+                                       Type::activation, Type::layer_norm, Type::batch_norm2d, Type::add};
   Type type = Type::linear;
   std::int64_t out = 0;  // linear: out_features; conv2d: out_channels
   std::int64_t kernel = 0, stride = 0, padding = 0;  // conv2d, pools (stride 0: the kernel size for pools, 1 for conv)
@@ -38,6 +38,8 @@ struct LayerSpec {
   Activation activation = Activation::relu;
   double eps = 1e-5;        // norms
   double momentum = 0.1;    // batch_norm2d's running statistics
+  std::int64_t from = -1;   // add (a residual edge): the earlier layer whose output is added to the input (-1: the
+                            // model's input)
 };
 std::string_view to_string(LayerSpec::Type t);  // "linear", "conv2d", ... as in experiment files
 // The names experiment files give activations and layers (an activation layer is named by its activation).

@@ -55,6 +55,10 @@ LayerSpec parse_layer(JsonObject o) {
       if (!(s.eps > 0)) o.fail("eps", "must be positive");
       break;
     case Type::activation: s.activation = activation_of(name); break;
+    case Type::add:
+      s.from = o.integer("from");
+      if (s.from < -1) o.fail("from", "expected the index of an earlier layer whose output is added (-1: the model's input)");
+      break;
   }
   o.finish();
   return s;
@@ -72,6 +76,7 @@ json layer_json(const LayerSpec& s) {
     case Type::avgpool2d: j.update({{"kernel_size", s.kernel}, {"stride", s.stride}}); break;
     case Type::layer_norm: j["eps"] = s.eps; break;
     case Type::batch_norm2d: j.update({{"eps", s.eps}, {"momentum", s.momentum}}); break;
+    case Type::add: j["from"] = s.from; break;
     case Type::flatten:
     case Type::activation: break;
   }

@@ -49,6 +49,12 @@ LayerSpec of(Type t) {
   s.type = t;
   return s;
 }
+LayerSpec add(std::int64_t from) {
+  LayerSpec s;
+  s.type = Type::add;
+  s.from = from;
+  return s;
+}
 LayerSpec act(Activation a) {
   LayerSpec s;
   s.type = Type::activation;
@@ -95,6 +101,12 @@ std::vector<Case> cases() {
                   {conv(2, 3, 1, 1), pool(Type::maxpool2d, 3, 2), linear(3), of(Type::layer_norm), of(Type::flatten),
                    linear(2)},
                   mse)},
+      // residual edges: around a conv block, from the model's input, around a Linear + LayerNorm, and x + x
+      {"residual_adds",
+       sequential({2, 5, 5},
+                  {conv(2, 3, 1, 1), act(Activation::relu), conv(2, 3, 1, 1), add(0), add(-1), of(Type::flatten),
+                   linear(50), of(Type::layer_norm), add(5), add(8), act(Activation::tanh), linear(3)},
+                  ce)},
   };
 }
 
@@ -406,6 +418,13 @@ TEST(GraphErrors, NameTheLayerAndTheShapes) {
                   {"layers[2] (batch_norm2d)", "(C, H, W)", "(8,)"});
   expect_contains(build_error(sequential({4}, {linear(3), pool(Type::avgpool2d, 2)}, ce)), {"layers[1] (avgpool2d)", "(3,)"});
   expect_contains(build_error(sequential({2, 0, 4}, {linear(3)}, ce)), {"(2, 0, 4)"});
+  // residual edges: an earlier layer of the same shape, once per activation
+  expect_contains(build_error(sequential({4}, {linear(3), add(1), linear(2)}, ce)), {"layers[1] (add)", "from 1", "0 .. 0"});
+  expect_contains(build_error(sequential({4}, {linear(3), add(-1), linear(2)}, ce)),
+                  {"layers[1] (add)", "the model's input (4,)", "its input (3,)"});
+  expect_contains(build_error(sequential({4}, {linear(4), add(-1), add(-1), linear(2)}, ce)),
+                  {"layers[2] (add)", "the model's input is added by another layer already"});
+  EXPECT_EQ(build_error(sequential({4}, {linear(4), add(-1), add(1), linear(2)}, ce)), "no error");
 }
 
 // A linear layer on an image acts on its last dimension (as nn.Linear does); the graph allows it.
@@ -446,6 +465,16 @@ TEST(GraphErrors, ExperimentRefusesALossOnAnImage) {
   const json bad_conv = json::parse(R"({"type": "sequential", "input": [6],
     "layers": [{"type": "conv2d", "out_channels": 3, "kernel_size": 3}, {"type": "flatten"}, {"type": "linear", "out_features": 3}]})");
   expect_contains(experiment_error(bad_conv), {"model.layers[0] (conv2d)", "(C, H, W)", "(6,)"});
+  // residual edges in experiment files: "from" names an earlier layer, required
+  const json residual = json::parse(R"({"type": "sequential", "input": [3],
+    "layers": [{"type": "linear", "out_features": 3}, {"type": "relu"}, {"type": "add", "from": -1}, {"type": "linear", "out_features": 3}]})");
+  EXPECT_EQ(experiment_error(residual), "no error");
+  json no_from = residual;
+  no_from["layers"][2].erase("from");
+  expect_contains(experiment_error(no_from), {"model.layers[2].from"});
+  json later = residual;
+  later["layers"][2]["from"] = 3;
+  expect_contains(experiment_error(later), {"layers[2] (add)", "from 3 is not an earlier layer"});
 }
 
 }  // namespace

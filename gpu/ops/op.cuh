@@ -129,6 +129,7 @@ struct GpuOpContext {
   Gemm gemm;
   PointLog& points;
   std::size_t in_tensor, out_tensor, in_grad_tensor;  // as sim::OpContext
+  const Tc* residual = nullptr;                       // add: the activation added to the input
   // The compute copy of a parameter (the weights or activations role: the compute format), rounded from its
   // master and counted to its tensor; without a copy the master is checked in place (the CPU casts it too).
   void cast_param(GpuParam<Tc, Tm>& p) {
@@ -220,6 +221,11 @@ template <typename Tc, typename Tm> std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_flat
 template <typename Tc, typename Tm> std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_activation(const sim::Node&);
 template <typename Tc, typename Tm> std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_layer_norm(const sim::Node&);
 template <typename Tc, typename Tm> std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_batch_norm2d(const sim::Node&);
+template <typename Tc, typename Tm> std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_add(const sim::Node&);
+
+// out (n) = round(a + b), elementwise (gpu/ops/add.cu): the add op, and a residual gradient's accumulation
+template <typename T>
+void add_values(const T* a, const T* b, T* out, std::size_t n, PointStats st, cudaStream_t stream);
 
 // Every op file instantiates its factory for the GPU lanes' element types.
 #define MPSCOPE_INSTANTIATE_GPU_OP(factory)                                                     \

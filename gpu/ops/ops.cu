@@ -15,6 +15,7 @@ std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_op(const sim::Node& n) {
     case T::activation: return make_gpu_activation<Tc, Tm>(n);
     case T::layer_norm: return make_gpu_layer_norm<Tc, Tm>(n);
     case T::batch_norm2d: return make_gpu_batch_norm2d<Tc, Tm>(n);
+    case T::add: return make_gpu_add<Tc, Tm>(n);
   }
   throw GpuError("GPU lane: unknown layer type");
 }

@@ -68,6 +68,7 @@ std::vector<std::int64_t> infer(const LayerSpec& spec, const std::vector<std::in
       params.push_back({module + ".weight", {in[0]}, false, ParamInfo::Init::ones, 0});
       params.push_back({module + ".bias", {in[0]}, true, ParamInfo::Init::zeros, 0});
       return in;
+    case T::add: return in;  // (the added activation's shape is checked by build_graph)
   }
   throw std::logic_error("unknown layer type");
 }
@@ -146,6 +147,8 @@ Graph build_graph(const ModelConfig& m) {
   g.tensor_roles.push_back(Role::activations);
   g.groups[0].activation = 0;
   std::vector<std::int64_t> shape = g.input;
+  std::vector<std::vector<std::int64_t>> shapes{g.input};  // [a] activation a's: the input, then each node's output
+  std::vector<bool> added(seq.size() + 1, false);          // an add already reads activation a
   bool params_before = false;
   for (std::size_t i = 0; i < seq.size(); ++i) {
     Node n;
@@ -157,6 +160,21 @@ Graph build_graph(const ModelConfig& m) {
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument((mlp ? "layers[" + std::to_string(g.groups.size()) + "]" : "layers[" + std::to_string(i) + "]") +
                                   " (" + std::string(to_string(n.spec.type)) + "): " + e.what());
+    }
+    if (n.spec.type == LayerSpec::Type::add) {
+      const std::string at = "layers[" + std::to_string(i) + "] (add): ";
+      if (n.spec.from < -1 || n.spec.from >= static_cast<std::int64_t>(i))
+        throw std::invalid_argument(at + "from " + std::to_string(n.spec.from) +
+                                    " is not an earlier layer (expected -1 for the model's input, or 0 .. " +
+                                    std::to_string(static_cast<std::int64_t>(i) - 1) + ")");
+      n.residual = static_cast<int>(n.spec.from + 1);
+      const std::string source = n.spec.from < 0 ? "the model's input" : "the output of layers[" + std::to_string(n.spec.from) + "]";
+      if (shapes[static_cast<std::size_t>(n.residual)] != shape)
+        throw std::invalid_argument(at + "adds " + source + " " + shape_text(shapes[static_cast<std::size_t>(n.residual)]) +
+                                    " to its input " + shape_text(shape) + ": the shapes must be equal");
+      if (added[static_cast<std::size_t>(n.residual)])
+        throw std::invalid_argument(at + source + " is added by another layer already (one residual edge per activation)");
+      added[static_cast<std::size_t>(n.residual)] = true;
     }
     for (std::int64_t d : n.out_shape)
       if (d <= 0) throw std::invalid_argument("layers[" + std::to_string(i) + "] (" + std::string(to_string(n.spec.type)) +
@@ -187,6 +205,7 @@ Graph build_graph(const ModelConfig& m) {
     if (n.group > 0) g.tensors[g.groups.back().activation].per_sample = n.out_size();
     params_before = params_before || !n.params.empty();
     shape = n.out_shape;
+    shapes.push_back(shape);
     g.nodes.push_back(std::move(n));
   }
   return g;

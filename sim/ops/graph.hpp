@@ -35,6 +35,8 @@ struct Node {
   int group = 0;                               // catalogue group of its output
   int gemm = -1;                               // index among the GEMM ops (FP8 scaling slots), -1: none
   bool needs_input_grad = false;               // an op before it has parameters
+  int residual = -1;                           // add: the activation added to the input (0: the model's input,
+                                               // k + 1: node k's output); its gradient gets this node's added
   std::int64_t in_size() const;                // elements per sample
   std::int64_t out_size() const;
 };

@@ -42,6 +42,7 @@ struct OpContext {
   std::size_t out_tensor;       // the output,
   std::size_t out_grad_tensor;  // the output's gradient (its FP8 cast)
   std::size_t in_grad_tensor;   // and the input's gradient
+  const Matrix<typename Ops::T>* residual = nullptr;  // add: the activation added to the input (the lane's)
 };
 
 template <class Ops>
@@ -80,6 +81,7 @@ template <class Ops> std::unique_ptr<Op<Ops>> make_flatten(const Node&, const Op
 template <class Ops> std::unique_ptr<Op<Ops>> make_activation(const Node&, const OptimizerConfig&);
 template <class Ops> std::unique_ptr<Op<Ops>> make_layer_norm(const Node&, const OptimizerConfig&);
 template <class Ops> std::unique_ptr<Op<Ops>> make_batch_norm2d(const Node&, const OptimizerConfig&);
+template <class Ops> std::unique_ptr<Op<Ops>> make_add(const Node&, const OptimizerConfig&);
 
 // Every op file instantiates its factory for the three storage policies.
 #define MPSCOPE_INSTANTIATE_OP(factory)                                                                   \

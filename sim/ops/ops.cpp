@@ -15,6 +15,7 @@ std::unique_ptr<Op<Ops>> make_op(const Node& n, const OptimizerConfig& c) {
     case T::activation: return make_activation<Ops>(n, c);
     case T::layer_norm: return make_layer_norm<Ops>(n, c);
     case T::batch_norm2d: return make_batch_norm2d<Ops>(n, c);
+    case T::add: return make_add<Ops>(n, c);
   }
   throw std::logic_error("unknown layer type");
 }

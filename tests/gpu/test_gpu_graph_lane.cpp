@@ -17,7 +17,8 @@ using namespace mpscope::gputest;
 namespace {
 
 // The digits of samples/torch_digits_cnn.npz (X (n, 1, 8, 8)) and a model over every op: convolutions with and
-// without bias, stride 2, batch norm, max and average pooling, three activations, flatten, LayerNorm, two Linears.
+// without bias, stride 2, batch norm, max and average pooling, three activations, flatten, LayerNorm, two Linears;
+// and residual_net() with residual edges (add).
 Problem digits_problem(const std::vector<sim::LayerSpec>& layers) {
   sim::Experiment e = sim::load_experiment(samples_dir() / "torch_cnn.json");
   Problem s;
@@ -47,6 +48,20 @@ sim::LayerSpec activation(sim::Activation a) {
   return s;
 }
 
+sim::LayerSpec add(std::int64_t from) {
+  sim::LayerSpec s = spec(sim::LayerSpec::Type::add);
+  s.from = from;
+  return s;
+}
+
+// Residual edges: around a conv block, around two, around a Linear + GELU, and x + x.
+std::vector<sim::LayerSpec> residual_net() {
+  using T = sim::LayerSpec::Type;
+  return {spec(T::conv2d, 4, 3, 1, 1), activation(sim::Activation::relu), spec(T::conv2d, 4, 3, 1, 1), add(0),
+          activation(sim::Activation::relu), spec(T::conv2d, 4, 3, 1, 1), add(3), spec(T::maxpool2d, 0, 2, 2),
+          spec(T::flatten), spec(T::linear, 64), activation(sim::Activation::gelu), add(8), add(11), spec(T::linear, 10)};
+}
+
 std::vector<sim::LayerSpec> every_op() {
   using T = sim::LayerSpec::Type;
   return {spec(T::conv2d, 6, 3, 1, 1, false), spec(T::batch_norm2d), activation(sim::Activation::relu),
@@ -59,7 +74,7 @@ std::vector<sim::LayerSpec> every_op() {
 
 TEST(GpuGraphLane, EveryRecipeAndOpMatchesTheCpuLane) {
   MPSCOPE_REQUIRE_GPU();
-  const Problem s = digits_problem(every_op());
+  for (const Problem& s : {digits_problem(every_op()), digits_problem(residual_net())})
   for (const auto& [recipe, mma] : {std::pair{"fp32", sim::Accumulation::fp32}, std::pair{"fp16-amp", sim::Accumulation::fp32},
                                     std::pair{"fp16-amp", sim::Accumulation::h100}, std::pair{"bf16-amp", sim::Accumulation::fp32},
                                     std::pair{"fp16-pure", sim::Accumulation::h100}}) {
