@@ -17,6 +17,7 @@
 #include <set>
 
 #include "app/gui/main_window.hpp"
+#include "app/gui/views/underflow_view.hpp"
 #include "gui_test_support.hpp"
 
 using namespace mpscope;
@@ -143,6 +144,31 @@ TEST(GuiSmoke, OpensARunFileAndRefusesBadFiles) {
   // The run that was open stays open after a refused file.
   ASSERT_NE(w.feed().data(), nullptr);
   EXPECT_EQ(w.feed().data()->lanes.size(), 3u);
+}
+
+// The underflow view's tensor choice holds after the lane changes (every lane has the same tensor names, under
+// other ids): the heatmap is the chosen tensor's of the new lane, not all of its gradients.
+TEST(GuiSmoke, UnderflowViewKeepsTheTensorAcrossLanes) {
+  const auto run = make_run(small_experiment(), "lanes.mpscope");
+  MainWindow w(options());
+  ASSERT_EQ(w.openFile(QString::fromStdString(run.string())), "");
+  UnderflowView* view = nullptr;
+  for (RunView* v : w.views())
+    if (auto* u = qobject_cast<UnderflowView*>(v)) view = u;
+  ASSERT_NE(view, nullptr);
+  auto* lane = view->findChild<QComboBox*>("lane");
+  auto* tensor = view->findChild<QComboBox*>("tensor");
+  ASSERT_TRUE(lane && tensor);
+  ASSERT_GE(lane->count(), 2);
+  const int chosen = tensor->findText("layer1.weight_grad");
+  ASSERT_GE(chosen, 1);
+  tensor->setCurrentIndex(chosen);
+  for (int l = 0; l < lane->count(); ++l) {
+    lane->setCurrentIndex(l);
+    EXPECT_EQ(tensor->currentText(), "layer1.weight_grad");
+    EXPECT_EQ(view->heatmap().title.rfind(lane->itemText(l).toStdString() + ": layer1.weight_grad", 0), 0u)
+        << view->heatmap().title;
+  }
 }
 
 TEST(GuiSmoke, FollowsARunThatAnotherProcessIsWriting) {

@@ -7,7 +7,9 @@ namespace mpscope::gui {
 
 UnderflowView::UnderflowView(QWidget* parent) : RunView(parent) {
   lane_ = new QComboBox;
+  lane_->setObjectName("lane");
   tensor_ = new QComboBox;
+  tensor_->setObjectName("tensor");
   tensor_->setMinimumContentsLength(22);
   unscaled_ = new QCheckBox("Before loss scaling (unscaled)");
   unscaled_->setToolTip("Gradients are recorded as the backward pass made them, multiplied by the loss scale. "
@@ -60,18 +62,23 @@ void UnderflowView::prefer(const QString& lane, bool unscaled) {
 
 void UnderflowView::fillTensors() {
   const LaneData* lane = find_lane(run_, lane_->currentText());
-  QStringList names{"all gradients"};
+  // Items are the lane's tensors by id: another lane has the same names but other ids, so both are compared.
+  QStringList names{"all gradients"}, have;
+  QVariantList ids{QVariant()}, have_ids;
   if (lane)
-    for (const auto& t : lane->tensors) names << QString::fromStdString(t.name);
-  QStringList have;
-  for (int i = 0; i < tensor_->count(); ++i) have << tensor_->itemText(i);
-  if (have == names) return;
+    for (const auto& t : lane->tensors) {
+      names << QString::fromStdString(t.name);
+      ids << QVariant::fromValue<qint64>(t.id);
+    }
+  for (int i = 0; i < tensor_->count(); ++i) {
+    have << tensor_->itemText(i);
+    have_ids << tensor_->itemData(i);
+  }
+  if (have == names && have_ids == ids) return;
   const QString current = tensor_->currentText();
   const QSignalBlocker block(tensor_);
   tensor_->clear();
-  tensor_->addItem(names.front(), QVariant());
-  if (lane)
-    for (const auto& t : lane->tensors) tensor_->addItem(QString::fromStdString(t.name), QVariant::fromValue<qint64>(t.id));
+  for (qsizetype i = 0; i < names.size(); ++i) tensor_->addItem(names[i], ids[i]);
   if (const int i = tensor_->findText(current); i >= 0) tensor_->setCurrentIndex(i);
 }
 

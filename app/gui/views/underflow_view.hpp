@@ -22,6 +22,7 @@ class UnderflowView : public RunView {
   int pointCount() const override;
   // The lane shown once it exists (default: the first lane that is not the reference), and the scaling switch.
   void prefer(const QString& lane, bool unscaled);
+  const Heatmap& heatmap() const { return heatmap_->heatmap(); }
 
  private:
   void fillTensors();
