@@ -149,7 +149,7 @@ TEST_F(CliRun, InfoAndExport) {
   EXPECT_TRUE(contains(r.out, "layer1.weight_grad,weight_grad,1,fp16"));
   r = run("export " + path("exp.mpscope") + " --table layers --out " + path("layers.csv"));
   EXPECT_EQ(r.status, 0);
-  EXPECT_TRUE(slurp(path("layers.csv")).starts_with("lane,step,layer,weight_distance,grad_cosine,lost_updates"));
+  EXPECT_TRUE(slurp(path("layers.csv")).starts_with("lane,step,layer,name,weight_distance,grad_cosine,lost_updates\nfp32,0,1,layer1,"));
   r = run("export " + path("exp.mpscope") + " --table events");
   EXPECT_EQ(r.status, 0);
 

@@ -63,11 +63,16 @@ void run_export(const ExportOptions& o) {
       }
     }
   } else if (o.table == "layers") {
-    columns = {"lane", "step", "layer", "weight_distance", "grad_cosine", "lost_updates"};
+    columns = {"lane", "step", "layer", "name", "weight_distance", "grad_cosine", "lost_updates"};
     for (const auto& l : run.lanes()) {
       if (only && l.id != *only) continue;
+      // a layer's name: its tensors' prefix ("layer2" of an mlp, "3" of a sequential model's layers[3])
+      std::map<std::int64_t, std::string> layer_name;
+      for (const auto& t : run.tensors(l.id))
+        if (t.kind == "weight") layer_name[t.layer] = t.name.substr(0, t.name.size() - std::string(".weight").size());
       for (const auto& s : run.layer_stats(l.id))
-        rows.push_back(json::array({l.name, s.step, s.layer, cell(s.weight_distance), cell(s.grad_cosine), cell(s.lost_updates)}));
+        rows.push_back(json::array({l.name, s.step, s.layer, layer_name[s.layer], cell(s.weight_distance),
+                                    cell(s.grad_cosine), cell(s.lost_updates)}));
     }
   } else {
     columns = {"lane", "step", "kind", "tensor", "value", "message"};
