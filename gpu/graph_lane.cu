@@ -81,7 +81,11 @@ GpuGraphLane<Tc, Tm>::~GpuGraphLane() {
 
 template <typename Tc, typename Tm>
 typename GpuGraphLane<Tc, Tm>::Pass& GpuGraphLane<Tc, Tm>::pass(Pass& p, std::int64_t rows, bool training) {
-  if (p.rows == rows && p.training == training) return p;
+  // (a training pass is the graphs': exactly its rows; an evaluation reuses larger buffers)
+  if (p.training == training && (training ? p.capacity == rows : p.capacity >= rows)) {
+    p.rows = rows;
+    return p;
+  }
   if (&p == &train_) {  // the graphs hold the old buffers
     graph_exec_.reset();
     recording_graph_.reset();
@@ -110,7 +114,7 @@ typename GpuGraphLane<Tc, Tm>::Pass& GpuGraphLane<Tc, Tm>::pass(Pass& p, std::in
     inputs_ = DeviceBuffer<char>(rows_offset + n(rows) * sizeof(std::int64_t));
     inputs_host_ = PinnedBuffer<char>(inputs_.size());
   }
-  p.rows = rows;
+  p.rows = p.capacity = rows;
   p.training = training;
   return p;
 }
@@ -156,7 +160,7 @@ void GpuGraphLane<Tc, Tm>::forward(Pass& p) {
                                  data_.has_targets ? data_.targets.get() : nullptr, p.labels.get(), p.targets.get()};
     kernels::gather_input<Tc>(data_.x.get(), b, p.acts[0].get(), input, stream);
   } else {
-    kernels::cast<float, Tc>(p.x.get(), p.acts[0].get(), p.x.size(), input, stream);
+    kernels::cast<float, Tc>(p.x.get(), p.acts[0].get(), static_cast<std::size_t>(rows * features), input, stream);
   }
   for (std::size_t i = 0; i < ops_.size(); ++i) {
     GpuOpContext<Tc, Tm> cx = context(static_cast<int>(i));
@@ -395,22 +399,33 @@ std::string GpuGraphLane<Tc, Tm>::first_nonfinite(double loss, const int* point_
   return "";
 }
 
+// GraphLane::evaluate: in chunks as the CPU chunks (Graph::evaluation_chunk), each chunk's loss kept as float32
+// and the chunks' losses averaged in double, then kept as float32.
 template <typename Tc, typename Tm>
 sim::Evaluation GpuGraphLane<Tc, Tm>::evaluate(const sim::Batch& data) {
   MPSCOPE_CUDA_CHECK(cudaSetDevice(device_));
   const std::int64_t rows = options_.data ? static_cast<std::int64_t>(data.rows.size()) : data.x.rows;
-  Pass& p = pass(eval_, rows, false);
-  load_batch(p, data);
+  const std::int64_t chunk = graph_.evaluation_chunk(rows);
   points_.end();  // (no statistics)
-  forward(p);
-  loss(p, eval_loss_.get());
-  const std::vector<double> total = eval_loss_.download(stream_.get());
-  const std::vector<int> correct = p.correct.download(stream_.get());
+  double loss_sum = 0, last_loss = 0;
+  std::int64_t correct = 0;
+  for (std::int64_t begin = 0; begin < rows; begin += chunk) {
+    const std::int64_t end = std::min(rows, begin + chunk);
+    const sim::Batch part = chunk >= rows ? sim::Batch{} : sim::slice(data, begin, end);
+    Pass& p = pass(eval_, end - begin, false);
+    load_batch(p, chunk >= rows ? data : part);
+    forward(p);
+    loss(p, eval_loss_.get());
+    const std::vector<double> total = eval_loss_.download(stream_.get());
+    const std::vector<int> hits = p.correct.download(stream_.get());
+    last_loss = static_cast<double>(static_cast<float>(total[0]));
+    loss_sum += last_loss * static_cast<double>(end - begin);
+    correct += std::accumulate(hits.begin(), hits.begin() + (end - begin), std::int64_t{0});
+  }
   sim::Evaluation e;
-  e.loss = static_cast<double>(static_cast<float>(total[0]));
+  e.loss = chunk >= rows ? last_loss : static_cast<double>(static_cast<float>(loss_sum / static_cast<double>(rows)));
   if (model_.loss == sim::LossType::cross_entropy || !data.labels.empty())
-    e.accuracy = static_cast<double>(std::accumulate(correct.begin(), correct.end(), std::int64_t{0})) /
-                 static_cast<double>(rows);
+    e.accuracy = static_cast<double>(correct) / static_cast<double>(rows);
   return e;
 }
 

@@ -41,7 +41,8 @@ class GpuGraphLane final : public sim::Lane {
 
   // Everything sized by the batch: one set for training, one for evaluation.
   struct Pass {
-    std::int64_t rows = -1;
+    std::int64_t rows = -1;      // this pass's batch
+    std::int64_t capacity = -1;  // the rows the buffers hold (evaluation chunks may be fewer)
     bool training = false;
     std::vector<DeviceBuffer<Tc>> acts;   // [i] node i's input (rows, in_size); [n] the model's output
     std::vector<DeviceBuffer<Tc>> grads;  // [i] d loss·S / d acts[i], where computed

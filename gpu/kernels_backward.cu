@@ -308,7 +308,8 @@ void layer_norm_backward(const T* dy, const T* h, const T* gamma, const double* 
 template <typename T>
 void column_sums(const T* dz, T* db, std::int64_t rows, std::int64_t cols, PointStats st, GradCheck check, cudaStream_t s) {
   const auto blocks = static_cast<unsigned>((cols + 63) / 64);
-  if (blocks > static_cast<unsigned>(grad_partial_slots)) throw GpuError("GPU lane: a layer wider than 65536 outputs");
+  // (the check's partial sums have one slot per block)
+  if (check.scaler && blocks > static_cast<unsigned>(grad_partial_slots)) throw GpuError("GPU lane: a layer wider than 65536 outputs");
   column_sums_kernel<<<blocks, 64, 0, s>>>(dz, db, rows, cols, st, check);
   MPSCOPE_LAUNCH_CHECK();
 }

@@ -121,7 +121,7 @@ class GraphLane final : public Lane {
     // No state may change: the stochastic-rounding stream is restored, FP8 amaxes are dropped; batch norms use
     // their running statistics. Large sets go through in chunks (the loss summed in the wide type).
     const auto saved_stream = ops_.random_state();
-    const std::int64_t rows = data.x.rows, chunk = evaluation_chunk(rows);
+    const std::int64_t rows = data.x.rows, chunk = graph_.evaluation_chunk(rows);
     Evaluation e;
     if (model_.loss == LossType::cross_entropy || !data.labels.empty()) e.accuracy = 0.0;
     double loss_sum = 0, last_loss = 0;
@@ -265,31 +265,6 @@ class GraphLane final : public Lane {
   static void flatten(std::span<const T> values, std::vector<double>& out) {
     out.resize(values.size());
     for (std::size_t i = 0; i < values.size(); ++i) out[i] = to_double(values[i]);
-  }
-
-  // Rows per evaluation chunk: all of them unless the largest buffer (an op's output or a convolution's im2col
-  // matrix) would pass 2^26 values. An mlp evaluates in one piece (its loss rounded once, as the GPU lane's).
-  std::int64_t evaluation_chunk(std::int64_t rows) const {
-    if (model_.type == ModelConfig::Type::mlp) return rows;
-    std::int64_t widest = 1;
-    for (const Node& n : graph_.nodes) {
-      widest = std::max({widest, n.in_size(), n.out_size()});
-      if (n.spec.type == LayerSpec::Type::conv2d)
-        widest = std::max(widest, n.out_shape[1] * n.out_shape[2] * n.in_shape[0] * n.spec.kernel * n.spec.kernel);
-    }
-    return std::max<std::int64_t>(1, std::min(rows, (std::int64_t{1} << 26) / widest));
-  }
-
-  static Batch slice(const Batch& b, std::int64_t begin, std::int64_t end) {
-    Batch s;
-    s.x = Matrix<float>(end - begin, b.x.cols);
-    std::copy(b.x.row(begin), b.x.row(end - 1) + b.x.cols, s.x.data.begin());
-    if (!b.labels.empty()) s.labels.assign(b.labels.begin() + begin, b.labels.begin() + end);
-    if (b.targets.rows > 0) {
-      s.targets = Matrix<float>(end - begin, b.targets.cols);
-      std::copy(b.targets.row(begin), b.targets.row(end - 1) + b.targets.cols, s.targets.data.begin());
-    }
-    return s;
   }
 
   LaneConfig config_;

@@ -59,4 +59,19 @@ ParamValues& InitialWeights::at(std::string_view name) {
   return const_cast<ParamValues&>(static_cast<const InitialWeights&>(*this).at(name));
 }
 
+Batch slice(const Batch& b, std::int64_t begin, std::int64_t end) {
+  Batch s;
+  if (!b.rows.empty()) s.rows.assign(b.rows.begin() + begin, b.rows.begin() + end);
+  if (b.x.rows > 0) {
+    s.x = Matrix<float>(end - begin, b.x.cols);
+    std::copy(b.x.row(begin), b.x.row(end - 1) + b.x.cols, s.x.data.begin());
+  }
+  if (!b.labels.empty()) s.labels.assign(b.labels.begin() + begin, b.labels.begin() + end);
+  if (b.targets.rows > 0) {
+    s.targets = Matrix<float>(end - begin, b.targets.cols);
+    std::copy(b.targets.row(begin), b.targets.row(end - 1) + b.targets.cols, s.targets.data.begin());
+  }
+  return s;
+}
+
 }  // namespace mpscope::sim

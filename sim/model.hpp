@@ -89,5 +89,7 @@ struct Batch {
   std::vector<std::int64_t> labels;  // (batch) class indices (cross-entropy, or one-hot targets for MSE)
   Matrix<float> targets;             // (batch, outputs) regression targets (MSE); empty for classification
 };
+// Rows [begin, end) of a batch (evaluation in chunks).
+Batch slice(const Batch& b, std::int64_t begin, std::int64_t end);
 
 }  // namespace mpscope::sim

@@ -147,7 +147,7 @@ std::size_t count(std::int64_t n) { return static_cast<std::size_t>(n); }
 template <typename T>
 void im2col(const T* x, T* cols, const ConvShape& s, cudaStream_t stream) {
   const std::int64_t n = s.batch * s.positions() * s.patch();
-  if (n < (std::int64_t{1} << 30))  // (room for the grid stride past n in int)
+  if (std::max(n, s.batch * s.c * s.h * s.w) < (std::int64_t{1} << 30))  // every index, and room for the grid stride
     im2col_kernel<T, int><<<blocks_for(count(n)), block_threads, 0, stream>>>(x, cols, s);
   else
     im2col_kernel<T, std::int64_t><<<blocks_for(count(n)), block_threads, 0, stream>>>(x, cols, s);
@@ -176,7 +176,7 @@ void conv_bias_grad(const T* dy, T* db, const ConvShape& s, PointStats st, cudaS
 template <typename T>
 void conv_input_grad_rows(const T* dy, T* dcols, const ConvShape& s, cudaStream_t stream) {
   const std::int64_t n = s.batch * s.h * s.w * s.f * s.k * s.k;
-  if (n < (std::int64_t{1} << 30))  // (room for the grid stride past n in int)
+  if (std::max(n, s.batch * s.f * s.positions()) < (std::int64_t{1} << 30))  // every index, and the grid stride
     conv_input_grad_rows_kernel<T, int><<<blocks_for(count(n)), block_threads, 0, stream>>>(dy, dcols, s);
   else
     conv_input_grad_rows_kernel<T, std::int64_t><<<blocks_for(count(n)), block_threads, 0, stream>>>(dy, dcols, s);

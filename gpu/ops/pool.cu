@@ -47,7 +47,8 @@ __global__ void pool_forward_kernel(const T* x, T* y, std::int64_t* argmax, Pool
         r = to_double(y[i]);
       }
     }
-    tally.add(active && !s.max, v, r);  // max pooling rounds nothing
+    if (s.max) v = r = active ? to_double(y[i]) : 0.0;
+    tally.add(active, v, r);  // max pooling rounds nothing (its caller counts no effects): checked for inf/NaN
   });
   tally.flush();
 }

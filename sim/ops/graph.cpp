@@ -1,5 +1,6 @@
 #include "sim/ops/graph.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <stdexcept>
@@ -109,6 +110,17 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return s + (shape.size() == 1 ? ",)" : ")");
 }
 
+std::int64_t Graph::evaluation_chunk(std::int64_t rows) const {
+  if (mlp) return rows;
+  std::int64_t widest = 1;
+  for (const Node& n : nodes) {
+    widest = std::max({widest, n.in_size(), n.out_size()});
+    if (n.spec.type == LayerSpec::Type::conv2d)
+      widest = std::max(widest, n.out_shape[1] * n.out_shape[2] * n.in_shape[0] * n.spec.kernel * n.spec.kernel);
+  }
+  return std::max<std::int64_t>(1, std::min(rows, (std::int64_t{1} << 26) / widest));
+}
+
 std::int64_t Graph::outputs() const { return nodes.empty() ? product(input) : nodes.back().out_size(); }
 
 std::int64_t Graph::parameters() const {
@@ -129,6 +141,7 @@ Graph build_graph(const ModelConfig& m) {
   Graph g;
   std::vector<std::pair<LayerSpec, std::string>> seq;
   const bool mlp = m.type == ModelConfig::Type::mlp;
+  g.mlp = mlp;
   if (mlp) {
     if (m.widths.size() < 2) throw std::invalid_argument("an mlp needs at least an input and an output width");
     g.input = {m.widths.front()};

@@ -58,7 +58,12 @@ struct Graph {
   std::vector<TensorInfo> tensors;  // the catalogue (format left empty: each lane fills in its own)
   std::vector<Role> tensor_roles;   // per catalogue entry: master, activations or gradients
   int gemms = 0;
+  bool mlp = false;                 // built from an mlp
 
+  // Rows per evaluation chunk of a `rows`-row set: all of them unless the largest buffer (an op's output or a
+  // convolution's im2col matrix) would pass 2^26 values; an mlp evaluates in one piece. The CPU and GPU lanes
+  // chunk alike (a chunk's loss is rounded to float32 before the chunks are averaged).
+  std::int64_t evaluation_chunk(std::int64_t rows) const;
   std::int64_t outputs() const;     // elements per sample of the last op's output
   std::int64_t parameters() const;  // trainable values
   // The catalogue entry a node's output rounding counts to, and its input gradient's (no_tensor: none).

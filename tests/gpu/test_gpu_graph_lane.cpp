@@ -62,6 +62,15 @@ std::vector<sim::LayerSpec> residual_net() {
           spec(T::flatten), spec(T::linear, 64), activation(sim::Activation::gelu), add(8), add(11), spec(T::linear, 10)};
 }
 
+// The rest: a first layer without parameters (its output counts to the input tensor), LayerNorm without an input
+// gradient, a Linear on an image's last dimension, tanh, sigmoid, gelu_tanh.
+std::vector<sim::LayerSpec> odd_net() {
+  using T = sim::LayerSpec::Type;
+  return {spec(T::maxpool2d, 0, 2, 1), spec(T::layer_norm), spec(T::linear, 5), activation(sim::Activation::tanh),
+          spec(T::flatten), spec(T::linear, 12), activation(sim::Activation::sigmoid),
+          activation(sim::Activation::gelu_tanh), spec(T::linear, 10)};
+}
+
 std::vector<sim::LayerSpec> every_op() {
   using T = sim::LayerSpec::Type;
   return {spec(T::conv2d, 6, 3, 1, 1, false), spec(T::batch_norm2d), activation(sim::Activation::relu),
@@ -74,7 +83,10 @@ std::vector<sim::LayerSpec> every_op() {
 
 TEST(GpuGraphLane, EveryRecipeAndOpMatchesTheCpuLane) {
   MPSCOPE_REQUIRE_GPU();
-  for (const Problem& s : {digits_problem(every_op()), digits_problem(residual_net())})
+  Problem mse = digits_problem(odd_net()), fp32_logits = digits_problem(odd_net());
+  mse.model.loss = sim::LossType::mse;  // (one-hot labels as targets)
+  fp32_logits.model.loss_logits = sim::LossLogits::fp32;
+  for (const Problem& s : {digits_problem(every_op()), digits_problem(residual_net()), mse, fp32_logits})
   for (const auto& [recipe, mma] : {std::pair{"fp32", sim::Accumulation::fp32}, std::pair{"fp16-amp", sim::Accumulation::fp32},
                                     std::pair{"fp16-amp", sim::Accumulation::h100}, std::pair{"bf16-amp", sim::Accumulation::fp32},
                                     std::pair{"fp16-pure", sim::Accumulation::h100}}) {
@@ -94,6 +106,59 @@ TEST(GpuGraphLane, AdamOverflowAndSkippedStepsMatchTheCpuLane) {
   sim::LaneConfig high = lane_config("fp16-pure", sim::Accumulation::h100, 0.05);
   high.loss_scale.init_scale = 1e30;  // (float) far beyond fp16: the first steps overflow and are skipped
   expect_lockstep_identical(s, high, 12, 1, true);
+  // An overflow inside the network: layer 4's weights 200000x, its fp16 output overflows first (then the loss)
+  Problem big = s;
+  for (double& v : big.init.at("4.weight").values) v *= 200000;
+  const sim::LaneConfig amp = lane_config("fp16-amp", sim::Accumulation::h100, 0.05);
+  auto cpu = sim::make_lane(amp, big.model, big.init);
+  sim::Batcher batches(big.data, big.batch, big.seed);
+  const sim::StepResult first = cpu->step(batches.batch(0), 0.05, false);
+  ASSERT_EQ(first.first_nonfinite, "4.activation");  // (the case this checks)
+  expect_lockstep_identical(big, amp, 6, 1, true);
+}
+
+// Batch sizes that change between steps (the graphs are made again), evaluations between steps, and an evaluation
+// set large enough to go in chunks: the same bits as the CPU lane.
+TEST(GpuGraphLane, ChangingBatchesAndChunkedEvaluationMatchTheCpuLane) {
+  MPSCOPE_REQUIRE_GPU();
+  const Problem s = digits_problem(every_op());
+  const sim::LaneConfig c = lane_config("fp16-amp", sim::Accumulation::h100, 0.05);
+  auto cpu = sim::make_lane(c, s.model, s.init);
+  auto gpu = gpu_lane(c, s, gpu::GemmMode::exact);
+  sim::Batcher batches(s.data, s.batch, s.seed);
+  for (int step = 0; step < 12; ++step) {
+    sim::Batch b = batches.batch(step);
+    if (step % 4 == 3) b = sim::slice(b, 0, 17);
+    const sim::StepResult want = cpu->step(b, 0.05, step % 5 == 0), got = gpu->step(b, 0.05, step % 5 == 0);
+    ASSERT_TRUE(same_bits(got.loss, want.loss)) << "step " << step << ": " << got.loss << " vs " << want.loss;
+    if (step % 3 == 1) {
+      const sim::Evaluation eg = gpu->evaluate(s.data.all()), ec = cpu->evaluate(s.data.all());
+      ASSERT_TRUE(same_bits(eg.loss, ec.loss)) << "evaluation after step " << step;
+      ASSERT_EQ(eg.accuracy, ec.accuracy);
+    }
+  }
+  EXPECT_EQ(first_difference(gpu->weights(), cpu->weights()), "");
+
+  // conv(64) on 8x8: 4096 values per sample, so 2^26 / 4096 = 16384 rows per chunk; the digits 12 times over.
+  using T = sim::LayerSpec::Type;
+  const Problem wide = digits_problem({spec(T::conv2d, 64, 3, 1, 1), spec(T::maxpool2d, 0, 2, 2), spec(T::flatten),
+                                       spec(T::linear, 10)});
+  const sim::LaneConfig f32 = lane_config("fp32", sim::Accumulation::fp32, 0.05);
+  auto wide_cpu = sim::make_lane(f32, wide.model, wide.init);
+  auto wide_gpu = gpu_lane(f32, wide, gpu::GemmMode::exact);
+  const sim::Batch all = wide.data.all();
+  sim::Batch many;
+  for (int copy = 0; copy < 12; ++copy) {
+    many.rows.insert(many.rows.end(), all.rows.begin(), all.rows.end());
+    many.x.data.insert(many.x.data.end(), all.x.data.begin(), all.x.data.end());
+    many.labels.insert(many.labels.end(), all.labels.begin(), all.labels.end());
+  }
+  many.x.rows = 12 * all.x.rows;
+  many.x.cols = all.x.cols;
+  ASSERT_LT(sim::build_graph(wide.model).evaluation_chunk(many.x.rows), many.x.rows);
+  const sim::Evaluation eg = wide_gpu->evaluate(many), ec = wide_cpu->evaluate(many);
+  EXPECT_TRUE(same_bits(eg.loss, ec.loss)) << eg.loss << " vs " << ec.loss;
+  EXPECT_EQ(eg.accuracy, ec.accuracy);
 }
 
 // samples/torch_cnn.json (PyTorch's CNN), fp16-amp on mpscope's tensor-core kernels and fp32: 100 steps, and the
@@ -124,38 +189,50 @@ TEST(GpuGraphLane, TorchCnnBitIdenticalToTheCpuFor100Steps) {
   }
 }
 
-// Fast mode: cuBLAS's GEMMs (other summation orders), every other operation the CPU's. Bounds as for the mlp
-// (test_gpu_lanes.cpp): single roundings of fp16 differ by ~2^-11 relative, bf16 by 2^-8.
+// Fast mode: cuBLAS's GEMMs (other summation orders), every other operation the CPU's. After one step from the same
+// weights the gradients differ by single roundings (fp16 ~2^-11 relative, bf16 2^-8); the losses stay as close for
+// the first 30 steps. Later the trajectories separate as two PyTorch runs with different cuDNN algorithms do: a
+// value that moves by an ulp flips a max-pooling window's argmax or a ReLU, and the step after differs by more than
+// rounding. So the last 10 steps' mean loss is compared statistically (within 25%), not step by step.
 TEST(GpuGraphLane, FastModeStaysCloseAndIsReproducible) {
   MPSCOPE_REQUIRE_GPU();
-  const Problem s = digits_problem(every_op());
+  // batch 64: the residual net's first conv (biased, 4096 output rows) sums its bias gradient on cuBLAS
+  Problem every = digits_problem(every_op()), residual = digits_problem(residual_net());
+  every.batch = residual.batch = 64;
   struct Case {
     const char* recipe;
-    double gradient_nmse, loss_relative;
+    double gradient_nmse, loss_relative;  // after step 1; over the first 30 steps
   };
-  for (const Case& k : {Case{"fp32", 1e-10, 1e-4}, Case{"fp16-amp", 1e-4, 0.02}, Case{"bf16-amp", 1e-2, 0.1},
-                        Case{"fp16-pure", 1e-3, 0.05}}) {
-    const sim::LaneConfig c = lane_config(k.recipe, sim::Accumulation::fp32, 0.05);
-    auto cpu = sim::make_lane(c, s.model, s.init);
-    auto fast = gpu_lane(c, s, gpu::GemmMode::fast);
-    auto direct = gpu_lane(c, s, gpu::GemmMode::fast, /*graphs=*/false);
-    sim::Batcher batches(s.data, s.batch, s.seed);
-    double worst = 0, first_nmse = 0;
-    for (int step = 0; step < 100; ++step) {
-      const sim::Batch b = batches.batch(step);
-      const sim::StepResult want = cpu->step(b, c.optimizer.lr, false);
-      const sim::StepResult got = fast->step(b, c.optimizer.lr, step % 9 == 0);
-      const sim::StepResult plain = direct->step(b, c.optimizer.lr, false);
-      ASSERT_TRUE(same_bits(got.loss, plain.loss)) << k.recipe << " step " << step << ": graphs and recording change nothing";
-      if (step == 0) first_nmse = nmse(fast->gradients(), cpu->gradients());
-      worst = std::max(worst, std::fabs(got.loss - want.loss) / std::fabs(want.loss));
+  for (const Problem& s : {every, residual})
+    for (const Case& k : {Case{"fp32", 1e-10, 1e-5}, Case{"fp16-amp", 1e-6, 2e-3}, Case{"bf16-amp", 1e-2, 0.02},
+                          Case{"fp16-pure", 1e-6, 5e-3}}) {
+      const sim::LaneConfig c = lane_config(k.recipe, sim::Accumulation::fp32, 0.05);
+      auto cpu = sim::make_lane(c, s.model, s.init);
+      auto fast = gpu_lane(c, s, gpu::GemmMode::fast);
+      auto direct = gpu_lane(c, s, gpu::GemmMode::fast, /*graphs=*/false);
+      sim::Batcher batches(s.data, s.batch, s.seed);
+      double early = 0, first_nmse = 0, cpu_late = 0, gpu_late = 0, worst = 0;
+      for (int step = 0; step < 100; ++step) {
+        const sim::Batch b = batches.batch(step);
+        const sim::StepResult want = cpu->step(b, c.optimizer.lr, false);
+        const sim::StepResult got = fast->step(b, c.optimizer.lr, step % 9 == 0);
+        const sim::StepResult plain = direct->step(b, c.optimizer.lr, false);
+        ASSERT_TRUE(same_bits(got.loss, plain.loss)) << k.recipe << " step " << step << ": graphs and recording change nothing";
+        if (step == 0) first_nmse = nmse(fast->gradients(), cpu->gradients());
+        const double relative = std::fabs(got.loss - want.loss) / std::fabs(want.loss);
+        worst = std::max(worst, relative);
+        if (step < 30) early = std::max(early, relative);
+        if (step >= 90) cpu_late += want.loss / 10, gpu_late += got.loss / 10;
+      }
+      std::cout << k.recipe << " CNN (" << s.model.sequence.size() << " layers, batch " << s.batch
+                << ") fast vs CPU: gradient NMSE after step 1 " << first_nmse << ", largest relative loss difference "
+                << early << " over 30 steps, " << worst << " over 100; mean loss of the last 10 steps " << gpu_late
+                << " vs " << cpu_late << "\n";
+      EXPECT_LE(first_nmse, k.gradient_nmse) << k.recipe;
+      EXPECT_LE(early, k.loss_relative) << k.recipe;
+      EXPECT_NEAR(gpu_late, cpu_late, 0.25 * cpu_late) << k.recipe;
+      EXPECT_EQ(first_difference(fast->weights(), direct->weights()), "") << k.recipe;
     }
-    std::cout << k.recipe << " CNN fast vs CPU: gradient NMSE after step 1 " << first_nmse
-              << ", largest relative loss difference over 100 steps " << worst << "\n";
-    EXPECT_LE(first_nmse, k.gradient_nmse) << k.recipe;
-    EXPECT_LE(worst, k.loss_relative) << k.recipe;
-    EXPECT_EQ(first_difference(fast->weights(), direct->weights()), "") << k.recipe;
-  }
 }
 
 // An experiment with CPU and GPU lanes of a sequential model, through the trainer (the CLI's and the app's path):
