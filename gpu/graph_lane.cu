@@ -19,7 +19,7 @@ template <typename Tc, typename Tm>
 GpuGraphLane<Tc, Tm>::GpuGraphLane(const sim::LaneConfig& c, const sim::ModelConfig& m, const sim::InitialWeights& init,
                                    const GpuLaneOptions& o)
     : device_(make_current(o.device)), config_(c), model_(m), graph_(sim::build_graph(m)), options_(o),
-      exact_(o.mode == GemmMode::exact) {
+      exact_(o.mode == GemmMode::exact), fp8_(c.recipe.name == "fp8") {
   if (graph_.parameters() == 0) throw GpuError("lane " + c.name + ": the model has no parameters to train");
   const cudaStream_t stream = stream_.get();
   if (!exact_) blas_ = std::make_unique<Blas>(stream, workspace_bytes);
@@ -53,6 +53,11 @@ GpuGraphLane<Tc, Tm>::GpuGraphLane(const sim::LaneConfig& c, const sim::ModelCon
     }
   }
   for (const auto& group : group_params_) params_.insert(params_.end(), group.begin(), group.end());
+  if (fp8_) {
+    fp8_state_ = Fp8State(3 * graph_.gemms, c, stream);
+    for (std::size_t i = 0; i < ops_.size(); ++i)
+      if (graph_.nodes[i].gemm >= 0) ops_[i]->use_fp8();
+  }
 
   const kernels::DeviceScaler scaler = initial_scaler(c.loss_scale);
   scaler_ = DeviceBuffer<kernels::DeviceScaler>(1);
@@ -143,10 +148,15 @@ void GpuGraphLane<Tc, Tm>::load_batch(Pass& p, const sim::Batch& b) {
 }
 
 template <typename Tc, typename Tm>
-GpuOpContext<Tc, Tm> GpuGraphLane<Tc, Tm>::context(int node) {
+GpuOpContext<Tc, Tm> GpuGraphLane<Tc, Tm>::context(int node, bool training) {
   Gemm gemm{blas_.get(), config_.recipe.mma == sim::Accumulation::h100, stream_.get()};
+  const sim::Node& n = graph_.nodes[static_cast<std::size_t>(node)];
   const std::size_t in = node == 0 ? 0 : graph_.output_tensor(node - 1);
-  return {stream_.get(), gemm, points_, in, graph_.output_tensor(node), graph_.input_grad_tensor(node), nullptr};
+  GpuOpContext<Tc, Tm> cx{stream_.get(), gemm, points_, in, graph_.output_tensor(node), graph_.input_grad_tensor(node)};
+  cx.out_grad_tensor = graph_.groups[static_cast<std::size_t>(n.group)].activation_grad;
+  if (fp8_ && n.gemm >= 0) cx.fp8 = fp8_state_.slots.get() + 3 * n.gemm;
+  cx.fp8_amax = training;
+  return cx;
 }
 
 template <typename Tc, typename Tm>
@@ -163,7 +173,7 @@ void GpuGraphLane<Tc, Tm>::forward(Pass& p) {
     kernels::cast<float, Tc>(p.x.get(), p.acts[0].get(), static_cast<std::size_t>(rows * features), input, stream);
   }
   for (std::size_t i = 0; i < ops_.size(); ++i) {
-    GpuOpContext<Tc, Tm> cx = context(static_cast<int>(i));
+    GpuOpContext<Tc, Tm> cx = context(static_cast<int>(i), p.training);
     if (graph_.nodes[i].residual >= 0) cx.residual = p.acts[static_cast<std::size_t>(graph_.nodes[i].residual)].get();
     ops_[i]->forward(cx, p.op_buffers[i].get(), p.acts[i].get(), p.acts[i + 1].get(), rows, p.training);
   }
@@ -193,7 +203,7 @@ void GpuGraphLane<Tc, Tm>::backward(Pass& p) {
   std::vector<const Tc*> residual_grad(graph_.nodes.size() + 1, nullptr);
   for (std::size_t i = ops_.size(); i-- > 0;) {
     const sim::Node& n = graph_.nodes[i];
-    GpuOpContext<Tc, Tm> cx = context(static_cast<int>(i));
+    GpuOpContext<Tc, Tm> cx = context(static_cast<int>(i), true);
     Tc* din = n.needs_input_grad ? p.grads[i].get() : nullptr;
     ops_[i]->backward(cx, p.op_buffers[i].get(), p.acts[i].get(), p.acts[i + 1].get(), p.grads[i + 1].get(), din, p.rows);
     if (n.residual >= 0) residual_grad[static_cast<std::size_t>(n.residual)] = p.grads[i + 1].get();
@@ -300,30 +310,12 @@ void GpuGraphLane<Tc, Tm>::run_step(Pass& p, bool record) {
   forward(p);
   loss(p, &step_out()->loss);
   backward(p);
+  if (fp8_) fp8_state_.end_step(config_, stream);  // (RoundedOps::end_step, before the unscaling)
   unscale_and_check();
   kernels::finish_backward(grad_partials_.get(), static_cast<int>(grad_partials_.size()), scaler_.get(), step_out(), stream);
   update(record);
   if (record) record_histograms(p);
   points_.end();
-}
-
-template <typename Tc, typename Tm>
-void GpuGraphLane<Tc, Tm>::capture(Pass& p, bool record) {
-  cudaGraph_t graph = nullptr;
-  MPSCOPE_CUDA_CHECK(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal));
-  try {
-    run_step(p, record);
-  } catch (...) {
-    cudaStreamEndCapture(stream_.get(), &graph);
-    if (graph) cudaGraphDestroy(graph);
-    throw;
-  }
-  MPSCOPE_CUDA_CHECK(cudaStreamEndCapture(stream_.get(), &graph));
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  MPSCOPE_CUDA_CHECK(e);
-  (record ? recording_graph_ : graph_exec_).reset(exec);
 }
 
 template <typename Tc, typename Tm>
@@ -337,7 +329,7 @@ sim::StepResult GpuGraphLane<Tc, Tm>::step(const sim::Batch& batch, double lr, b
   load_batch(p, batch);
   if (options_.graphs && options_.data && warm_rows_ == rows) {
     GraphExec& g = record ? recording_graph_ : graph_exec_;
-    if (!g) capture(p, record);
+    if (!g) g.reset(capture_graph(stream, [&] { run_step(p, record); }));
     MPSCOPE_CUDA_CHECK(cudaGraphLaunch(g.get(), stream));
   } else {
     run_step(p, record);
@@ -354,15 +346,7 @@ sim::StepResult GpuGraphLane<Tc, Tm>::step(const sim::Batch& batch, double lr, b
   std::memcpy(lost_updates.data(), step_block_host_.get() + lost_offset_, lost_updates.size() * sizeof(unsigned long long));
   const auto* point_flags = reinterpret_cast<const int*>(step_block_host_.get() + flags_offset_);
 
-  sim::StepResult r;
-  r.loss = static_cast<double>(static_cast<float>(out.loss));  // kept as float32, as autocast keeps it
-  r.loss_scale = out.scale_used;
-  r.scale_after = out.scaler.scale;
-  r.found_inf = out.scaler.found_inf != 0;
-  r.skipped = out.scaler.skipped != 0;
-  r.scale_backed_off = out.scaler.backed_off != 0;
-  r.scale_grew = out.scaler.grew != 0;
-  r.grad_norm = std::sqrt(out.grad_sq);
+  sim::StepResult r = step_scalars(out);
   // the update's flags are the last group-count slots
   const std::size_t slots = points_.slots().size(), groups = graph_.groups.size() - 1;
   for (std::size_t i = slots - groups; i < slots; ++i) r.weights_nonfinite = r.weights_nonfinite || point_flags[i] != 0;

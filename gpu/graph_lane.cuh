@@ -10,7 +10,8 @@
 //
 // The host reads back one block per step: the loss and scaler state, lost updates per group and an inf/NaN flag
 // per rounding point (the first raised names the step's first non-finite tensor); recorded steps also the
-// rounding effects and histograms per catalogue tensor. Each step replays a CUDA graph.
+// rounding effects and histograms per catalogue tensor. Each step replays a CUDA graph. fp8 lanes (exact mode) quantize
+// each GEMM op's input, weight and output gradient with delayed scaling (GpuOp::use_fp8).
 #pragma once
 
 #include <memory>
@@ -56,7 +57,6 @@ class GpuGraphLane final : public sim::Lane {
 
   Pass& pass(Pass& p, std::int64_t rows, bool training);
   void load_batch(Pass& p, const sim::Batch& b);
-  void capture(Pass& p, bool record);
   void run_step(Pass& p, bool record);
   void forward(Pass& p);
   void loss(Pass& p, double* total);
@@ -64,7 +64,7 @@ class GpuGraphLane final : public sim::Lane {
   void unscale_and_check();
   void update(bool record);
   void record_histograms(Pass& p);
-  GpuOpContext<Tc, Tm> context(int node);
+  GpuOpContext<Tc, Tm> context(int node, bool training);
   std::string first_nonfinite(double loss, const int* flags) const;
   // Where catalogue tensor t's values are (activations and gradients: in pass p), and how many.
   struct Values {
@@ -88,6 +88,7 @@ class GpuGraphLane final : public sim::Lane {
   sim::Graph graph_;
   GpuLaneOptions options_;
   bool exact_;
+  bool fp8_;  // the fp8 recipe: GEMM inputs quantized with delayed scaling (exact mode)
   Stream stream_;  // destroyed after every buffer that work on it uses
   std::unique_ptr<Blas> blas_;  // fast mode
   std::vector<sim::TensorInfo> tensors_;
@@ -97,6 +98,7 @@ class GpuGraphLane final : public sim::Lane {
   Pass train_, eval_;
   DeviceDataset data_;
   PointLog points_;
+  Fp8State fp8_state_;  // fp8: three scaling slots per GEMM op (Node::gemm)
 
   DeviceBuffer<kernels::DeviceScaler> scaler_;
   // What the host gives each training step, in one copy: the optimizer's constants, then the batch's row numbers.

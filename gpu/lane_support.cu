@@ -1,5 +1,8 @@
 #include "gpu/lane_support.cuh"
 
+#include <algorithm>
+#include <cmath>
+
 #include "gpu/check.cuh"
 #include "sim/round_array.hpp"
 
@@ -66,6 +69,55 @@ void DeviceDataset::upload(const sim::Dataset& d, cudaStream_t stream) {
     targets.upload(d.targets.data, stream);
   }
   MPSCOPE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+Fp8State::Fp8State(int slot_count, const sim::LaneConfig& lane, cudaStream_t stream) {
+  const auto n = static_cast<std::size_t>(slot_count), length = static_cast<std::size_t>(std::max(1, lane.fp8_history));
+  slots = DeviceBuffer<Fp8Slot>(n);
+  slots.upload(std::vector<Fp8Slot>(n, Fp8Slot{1.0f, 1.0f, 0u, 0u}), stream);
+  history = DeviceBuffer<double>(n * length);
+  filled = DeviceBuffer<int>(n);
+  head = DeviceBuffer<int>(n);
+  filled.zero(stream);
+  head.zero(stream);
+  MPSCOPE_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+void Fp8State::end_step(const sim::LaneConfig& lane, cudaStream_t stream) {
+  if (!lane.recipe.delayed_scaling) return;
+  kernels::fp8_end_step(slots.get(), static_cast<int>(slots.size()), history.get(), filled.get(), head.get(),
+                        std::max(1, lane.fp8_history), lane.fp8_margin, stream);
+}
+
+sim::StepResult step_scalars(const kernels::DeviceStepOut& out) {
+  sim::StepResult r;
+  r.loss = static_cast<double>(static_cast<float>(out.loss));
+  r.loss_scale = out.scale_used;
+  r.scale_after = out.scaler.scale;
+  r.found_inf = out.scaler.found_inf != 0;
+  r.skipped = out.scaler.skipped != 0;
+  r.scale_backed_off = out.scaler.backed_off != 0;
+  r.scale_grew = out.scaler.grew != 0;
+  r.grad_norm = std::sqrt(out.grad_sq);
+  return r;
+}
+
+cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& work) {
+  cudaGraph_t graph = nullptr;
+  MPSCOPE_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  try {
+    work();
+  } catch (...) {
+    cudaStreamEndCapture(stream, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    throw;
+  }
+  MPSCOPE_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  MPSCOPE_CUDA_CHECK(e);
+  return exec;
 }
 
 void unscale_on_host(std::vector<float>& g, float scale_used, bool master_gradients) {

@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "gpu/buffer.cuh"
+#include "gpu/fp8.cuh"
 #include "gpu/kernels.cuh"
 #include "sim/dataset.hpp"
 #include "sim/lane.hpp"
@@ -29,6 +31,19 @@ void upload_master(DeviceBuffer<Tm>& dst, const std::vector<double>& values, cud
 template <typename T>
 std::vector<float> download_as_float(const T* values, std::size_t n, cudaStream_t stream);
 
+// The delayed scaling of an fp8 lane (sim::RoundedOps' scales): three slots per GEMM op (its input, its weight, its
+// output gradient: gpu/fp8.cuh), each with an amax history of the lane's length.
+struct Fp8State {
+  DeviceBuffer<Fp8Slot> slots;
+  DeviceBuffer<double> history;
+  DeviceBuffer<int> filled, head;
+  Fp8State() = default;
+  Fp8State(int slot_count, const sim::LaneConfig& lane, cudaStream_t stream);
+  // RoundedOps::end_step, after the backward pass (skipped steps too): the step's amaxes give the next scales
+  // (nothing without delayed scaling: scale 1, a plain cast).
+  void end_step(const sim::LaneConfig& lane, cudaStream_t stream);
+};
+
 // The dataset on the device, uploaded once: batches are gathered there from row numbers.
 struct DeviceDataset {
   DeviceBuffer<float> x;              // (rows, features)
@@ -37,6 +52,13 @@ struct DeviceDataset {
   bool has_labels = false, has_targets = false;
   void upload(const sim::Dataset& d, cudaStream_t stream);
 };
+
+// The scalars of a step's read-back as the CPU lane reports them: the loss (kept as float32, as autocast keeps
+// it), the scale used and after, the scaler's decisions, the gradient norm.
+sim::StepResult step_scalars(const kernels::DeviceStepOut& out);
+
+// What `work` enqueues on `stream`, captured and instantiated as a graph (a lane's step); nothing runs yet.
+cudaGraphExec_t capture_graph(cudaStream_t stream, const std::function<void()>& work);
 
 // The last step's master gradients from the gradients as produced, unscaled on the host as the device unscales
 // them (sim::GraphLane::unscale): float32 products with master gradients, else rounded to fp16 (fp16-pure).

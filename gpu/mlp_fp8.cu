@@ -15,16 +15,7 @@ std::size_t size(std::int64_t rows, std::int64_t cols) { return static_cast<std:
 
 template <typename Tc, typename Tm>
 void GpuMlpLane<Tc, Tm>::fp8_setup() {
-  const int slots = 3 * model_.layers();
-  const int history = std::max(1, config_.fp8_history);
-  std::vector<Fp8Slot> initial(static_cast<std::size_t>(slots), Fp8Slot{1.0f, 1.0f, 0u, 0u});
-  fp8_slots_ = DeviceBuffer<Fp8Slot>(initial.size());
-  fp8_slots_.upload(initial, stream_.get());
-  fp8_history_ = DeviceBuffer<double>(static_cast<std::size_t>(slots) * static_cast<std::size_t>(history));
-  fp8_filled_ = DeviceBuffer<int>(static_cast<std::size_t>(slots));
-  fp8_head_ = DeviceBuffer<int>(static_cast<std::size_t>(slots));
-  fp8_filled_.zero(stream_.get());
-  fp8_head_.zero(stream_.get());
+  fp8_state_ = Fp8State(3 * model_.layers(), config_, stream_.get());
 }
 
 template <typename Tc, typename Tm>
@@ -74,7 +65,7 @@ void GpuMlpLane<Tc, Tm>::fp8_forward_gemm(Activations& a, int k, const float* in
   if constexpr (fp8_capable) {
     const cudaStream_t stream = stream_.get();
     Layer& L = layers_[static_cast<std::size_t>(k)];
-    Fp8Slot* slot = fp8_slots_.get() + 3 * k;  // [0] input, [1] weight
+    Fp8Slot* slot = fp8_state_.slots.get() + 3 * k;  // [0] input, [1] weight
     const std::int64_t rows = a.rows, rows16 = pad16(rows), in16 = pad16(L.in), out16 = pad16(L.out);
     const std::size_t input = k == 0 ? input_tensor : tensor(k - 1, activation);
     // the CPU's order: the weight's quantization, the bias cast (a flag of the last update), the input's
@@ -107,7 +98,7 @@ void GpuMlpLane<Tc, Tm>::fp8_backward_gemms(Activations& a, int k, const float* 
   if constexpr (fp8_capable) {
     const cudaStream_t stream = stream_.get();
     Layer& L = layers_[static_cast<std::size_t>(k)];
-    Fp8Slot* slot = fp8_slots_.get() + 3 * k;  // [0] input, [1] weight, [2] output gradient
+    Fp8Slot* slot = fp8_state_.slots.get() + 3 * k;  // [0] input, [1] weight, [2] output gradient
     const std::int64_t rows = a.rows, rows16 = pad16(rows), in16 = pad16(L.in), out16 = pad16(L.out);
     const PointStats grad_point = fp8_point(s, tensor(k, activation_grad));
     const Fp8Kind e5m2 = Fp8Kind::e5m2;
@@ -140,9 +131,7 @@ void GpuMlpLane<Tc, Tm>::fp8_backward_gemms(Activations& a, int k, const float* 
 // RoundedOps::end_step, after the backward pass (skipped steps too): the step's amaxes give the next scales.
 template <typename Tc, typename Tm>
 void GpuMlpLane<Tc, Tm>::fp8_end_step() {
-  if (!config_.recipe.delayed_scaling) return;  // (scale 1: a plain cast)
-  kernels::fp8_end_step(fp8_slots_.get(), static_cast<int>(fp8_slots_.size()), fp8_history_.get(), fp8_filled_.get(),
-                        fp8_head_.get(), std::max(1, config_.fp8_history), config_.fp8_margin, stream_.get());
+  fp8_state_.end_step(config_, stream_.get());
 }
 
 #define MPSCOPE_FP8(Tc, Tm)                                                                                             \

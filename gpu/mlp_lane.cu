@@ -216,26 +216,6 @@ void GpuMlpLane<Tc, Tm>::load_batch(Activations& a, const sim::Batch& b) {
 }
 
 template <typename Tc, typename Tm>
-void GpuMlpLane<Tc, Tm>::capture(Activations& a, bool record) {
-  Stats s{true, record, record ? effects() : nullptr, record ? histograms() : nullptr};
-  cudaGraph_t graph = nullptr;
-  MPSCOPE_CUDA_CHECK(cudaStreamBeginCapture(stream_.get(), cudaStreamCaptureModeThreadLocal));
-  try {
-    run_step(a, s);
-  } catch (...) {
-    cudaStreamEndCapture(stream_.get(), &graph);
-    if (graph) cudaGraphDestroy(graph);
-    throw;
-  }
-  MPSCOPE_CUDA_CHECK(cudaStreamEndCapture(stream_.get(), &graph));
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  MPSCOPE_CUDA_CHECK(e);
-  (record ? recording_graph_ : graph_).reset(exec);
-}
-
-template <typename Tc, typename Tm>
 sim::StepResult GpuMlpLane<Tc, Tm>::step(const sim::Batch& batch, double lr, bool record) {
   MPSCOPE_CUDA_CHECK(cudaSetDevice(device_));
   const cudaStream_t stream = stream_.get();
@@ -244,12 +224,13 @@ sim::StepResult GpuMlpLane<Tc, Tm>::step(const sim::Batch& batch, double lr, boo
   const kernels::OptimizerConstants k = kernels::optimizer_constants(config_.optimizer, lr, t_ + 1);
   std::memcpy(inputs_host_.get(), &k, sizeof k);
   load_batch(a, batch);
+  const Stats stats{true, record, record ? effects() : nullptr, record ? histograms() : nullptr};
   if (options_.graphs && options_.data && warm_rows_ == rows) {
     GraphExec& g = record ? recording_graph_ : graph_;
-    if (!g) capture(a, record);
+    if (!g) g.reset(capture_graph(stream, [&] { run_step(a, stats); }));
     MPSCOPE_CUDA_CHECK(cudaGraphLaunch(g.get(), stream));
   } else {
-    run_step(a, Stats{true, record, record ? effects() : nullptr, record ? histograms() : nullptr});
+    run_step(a, stats);
     warm_rows_ = rows;  // the cuBLASLt plans of this batch size exist now: graphs can capture
   }
   MPSCOPE_CUDA_CHECK(cudaMemcpyAsync(step_block_host_.get(), step_block_.get(), step_block_.size(), cudaMemcpyDeviceToHost, stream));
@@ -263,15 +244,7 @@ sim::StepResult GpuMlpLane<Tc, Tm>::step(const sim::Batch& batch, double lr, boo
   std::memcpy(lost.data(), step_block_host_.get() + lost_offset_, lost.size() * sizeof(unsigned long long));
   const auto* flags = reinterpret_cast<const int*>(step_block_host_.get() + flags_offset_);
 
-  sim::StepResult r;
-  r.loss = static_cast<double>(static_cast<float>(out.loss));  // kept as float32, as autocast keeps it
-  r.loss_scale = out.scale_used;
-  r.scale_after = out.scaler.scale;
-  r.found_inf = out.scaler.found_inf != 0;
-  r.skipped = out.scaler.skipped != 0;
-  r.scale_backed_off = out.scaler.backed_off != 0;
-  r.scale_grew = out.scaler.grew != 0;
-  r.grad_norm = std::sqrt(out.grad_sq);
+  sim::StepResult r = step_scalars(out);
   for (std::size_t i = 0; i < points_.size(); ++i)
     if (points_[i].phase == 2 && flags[i]) r.weights_nonfinite = true;
   r.first_nonfinite = first_nonfinite(r.loss, flags, reinterpret_cast<const int*>(step_block_host_.get() + cast_flags_offset_));

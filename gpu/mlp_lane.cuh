@@ -113,7 +113,6 @@ class GpuMlpLane final : public sim::Lane {
   Layer make_layer(int k, const sim::InitialWeights& init);
   Activations& activations(Activations& a, std::int64_t rows, bool training);
   void load_batch(Activations& a, const sim::Batch& b);
-  void capture(Activations& a, bool record);
   std::string first_nonfinite(double loss, const int* flags, const int* cast_flags);
   kernels::DeviceStepOut* step_out() const { return reinterpret_cast<kernels::DeviceStepOut*>(step_block_.get()); }
   kernels::StepBlock step_block() const;
@@ -202,9 +201,7 @@ class GpuMlpLane final : public sim::Lane {
   DeviceEffects* effects() const { return reinterpret_cast<DeviceEffects*>(stats_block_.get() + effects_offset_); }
   DeviceHistogram* histograms() const { return reinterpret_cast<DeviceHistogram*>(stats_block_.get() + histograms_offset_); }
   // fp8: the scaling slots (3 per layer) and their amax histories (fp8_history values each)
-  DeviceBuffer<Fp8Slot> fp8_slots_;
-  DeviceBuffer<double> fp8_history_;
-  DeviceBuffer<int> fp8_filled_, fp8_head_;
+  Fp8State fp8_state_;
   GraphExec graph_, recording_graph_;
   std::int64_t warm_rows_ = -1;  // the batch size a step has run at directly (cuBLASLt plans made): graphs may capture
   float last_scale_used_ = 1.0f;

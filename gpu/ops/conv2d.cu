@@ -231,13 +231,24 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     DeviceBuffer<Tc> w_rows;    // (F·k·k, C)
     DeviceBuffer<Tc> ones;      // (B·Ho·Wo) fast mode's bias gradient: ones · dy_rows
     DeviceBuffer<float> bias32; // (F) ... in float32
+    DeviceBuffer<Tc> xq, gq;    // fp8 (Tc float): the quantized input (B, C·H·W) and output gradient (B, F·Ho·Wo)
   };
+  // fp8 lanes (sim/ops/conv2d.cpp with RoundedOps::quantize): W, x and dy quantized with their slots' scales (E4M3,
+  // E4M3, E5M2), the GEMM results multiplied by the two inverse scales; the bias gradient sums dy itself.
+  void use_fp8() override {
+    fp8_ = true;
+    wq_ = DeviceBuffer<float>(static_cast<std::size_t>(params_[0].size()));
+  }
   std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool training) const override {
     const ops::ConvShape s = shape(batch);
     const auto n = [](std::int64_t v) { return static_cast<std::size_t>(v); };
     const std::int64_t outputs = batch * s.positions(), inputs = batch * s.h * s.w, fan = s.f * s.k * s.k;
     auto b = std::make_unique<Scratch>();
     b->cols = DeviceBuffer<Tc>(n(outputs * s.patch()));
+    if (fp8_) {
+      b->xq = DeviceBuffer<Tc>(n(batch * s.c * s.h * s.w));
+      if (training) b->gq = DeviceBuffer<Tc>(n(outputs * s.f));
+    }
     b->sum = DeviceBuffer<float>(n(std::max(outputs * s.f, training ? inputs * s.c : 0)));
     if (!training) return b;
     b->dy_rows = DeviceBuffer<Tc>(n(outputs * s.f));
@@ -257,10 +268,17 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     auto& b = static_cast<Scratch&>(*buffers);
     const ops::ConvShape s = shape(batch);
     GpuParam<Tc, Tm>& w = params_[0];
-    cx.cast_param(w);
-    if (has_bias()) cx.cast_param(params_[1]);
+    const Tc* weights = w.compute();
+    if (fp8_) {
+      weights = fp8_quantize_inputs(cx, b, x, batch);
+      x = b.xq.get();
+    } else {
+      cx.cast_param(w);
+      if (has_bias()) cx.cast_param(params_[1]);
+    }
     ops::im2col<Tc>(x, b.cols.get(), s, cx.stream);
-    cx.gemm(false, true, batch * s.positions(), s.f, s.patch(), b.cols.get(), s.patch(), w.compute(), s.patch(), b.sum.get());
+    cx.gemm(false, true, batch * s.positions(), s.f, s.patch(), b.cols.get(), s.patch(), weights, s.patch(), b.sum.get());
+    if (fp8_) kernels::fp8_descale(b.sum.get(), b.sum.size(), cx.fp8, cx.fp8 + 1, cx.stream);
     ops::conv_output<Tc>(b.sum.get(), y, s, cx.points.template point<Tc>(cx.out_tensor), cx.stream);
     if (has_bias()) ops::conv_bias<Tc>(y, params_[1].compute(), s, cx.points.template point<Tc>(cx.out_tensor), cx.stream);
   }
@@ -270,11 +288,14 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     auto& b = static_cast<Scratch&>(*buffers);
     const ops::ConvShape s = shape(batch);
     GpuParam<Tc, Tm>& w = params_[0];
-    ops::conv_grad_rows<Tc>(dy, b.dy_rows.get(), s, cx.stream);
+    const Tc* dyq = dy;  // (fp8: quantized; the bias gradient sums dy itself)
+    if (fp8_) dyq = fp8_quantize_grad(cx, b, dy, batch);
+    ops::conv_grad_rows<Tc>(dyq, b.dy_rows.get(), s, cx.stream);
     float* dw32 = nullptr;
     if constexpr (std::is_same_v<Tc, float>) dw32 = w.grad.get();
     else dw32 = b.dw32.get();
     cx.gemm(true, false, s.f, s.patch(), batch * s.positions(), b.dy_rows.get(), s.f, b.cols.get(), s.patch(), dw32);
+    if (fp8_) kernels::fp8_descale(dw32, w.size(), cx.fp8 + 2, cx.fp8, cx.stream);
     kernels::cast<float, Tc>(dw32, w.grad.get(), w.size(), cx.points.template point<Tc>(w.grad_tensor), cx.stream);
     if (has_bias()) {
       const PointStats st = cx.points.template point<Tc>(params_[1].grad_tensor);
@@ -284,19 +305,53 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     }
     if (!dx) return;
     const std::int64_t fan = s.f * s.k * s.k;
-    ops::conv_input_grad_rows<Tc>(dy, b.dcols.get(), s, cx.stream);
-    ops::conv_weights_by_output<Tc>(w.compute(), b.w_rows.get(), s, cx.stream);
+    ops::conv_input_grad_rows<Tc>(dyq, b.dcols.get(), s, cx.stream);
+    ops::conv_weights_by_output<Tc>(fp8_ ? fp8_weights() : w.compute(), b.w_rows.get(), s, cx.stream);
     cx.gemm(false, false, batch * s.h * s.w, s.c, fan, b.dcols.get(), fan, b.w_rows.get(), s.c, b.sum.get());
+    if (fp8_) kernels::fp8_descale(b.sum.get(), static_cast<std::size_t>(batch * s.h * s.w * s.c), cx.fp8 + 2, cx.fp8 + 1, cx.stream);
     ops::conv_input_grad<Tc>(b.sum.get(), dx, s, cx.points.template point<Tc>(cx.in_grad_tensor), cx.stream);
   }
 
  private:
   bool has_bias() const { return params_.size() > 1; }
+  // fp8 (<float, float> only): the weight quantized, the bias cast, then the input quantized (the CPU's order);
+  // returns the quantized weight
+  const Tc* fp8_quantize_inputs(GpuOpContext<Tc, Tm>& cx, Scratch& b, const Tc* x, std::int64_t batch) {
+    if constexpr (fp8_lane) {
+      const ops::ConvShape s = shape(batch);
+      kernels::fp8_quantize<float>(Fp8Kind::e4m3, params_[0].master.get(), s.f, s.patch(), s.f, s.patch(), cx.fp8 + 1,
+                                   cx.fp8_amax, wq_.get(), nullptr, cx.points.quantized(params_[0].tensor), cx.stream);
+      if (has_bias()) cx.cast_param(params_[1]);
+      const std::int64_t features = s.c * s.h * s.w;
+      kernels::fp8_quantize<float>(Fp8Kind::e4m3, x, batch, features, batch, features, cx.fp8, cx.fp8_amax, b.xq.get(),
+                                   nullptr, cx.points.quantized(cx.in_tensor), cx.stream);
+      return wq_.get();
+    }
+    return nullptr;
+  }
+  const Tc* fp8_quantize_grad(GpuOpContext<Tc, Tm>& cx, Scratch& b, const Tc* dy, std::int64_t batch) {
+    if constexpr (fp8_lane) {
+      const ops::ConvShape s = shape(batch);
+      const std::int64_t outputs = s.f * s.positions();
+      kernels::fp8_quantize<float>(Fp8Kind::e5m2, dy, batch, outputs, batch, outputs, cx.fp8 + 2, true, b.gq.get(),
+                                   nullptr, cx.points.quantized(cx.out_grad_tensor), cx.stream);
+      return b.gq.get();
+    }
+    return nullptr;
+  }
+  const Tc* fp8_weights() const {
+    if constexpr (fp8_lane) return wq_.get();
+    return nullptr;
+  }
   ops::ConvShape shape(std::int64_t batch) const {
     const sim::Node& n = this->node();
     return {batch, n.in_shape[0], n.in_shape[1], n.in_shape[2], n.out_shape[0], n.out_shape[1], n.out_shape[2],
             n.spec.kernel, n.spec.stride, n.spec.padding};
   }
+
+  static constexpr bool fp8_lane = std::is_same_v<Tc, float> && std::is_same_v<Tm, float>;
+  bool fp8_ = false;
+  DeviceBuffer<float> wq_;  // fp8: the quantized weight (F, C·k·k)
 };
 
 }  // namespace

@@ -6,6 +6,8 @@
 //   backward  dW = round(dyᵀ·x), db = round(Σ_rows dy)   (out, in), (out)  rows in order, as the CPU adds (fast
 //                                                                          mode, many rows: cuBLAS, float32)
 //             dx = round(dy·Wc)                          (rows, in)        where an op before has parameters
+// fp8 lanes: Wc, x and dy are quantized with their slots' scales (E4M3, E4M3, E5M2; gpu/fp8.cuh) and the GEMM
+// results multiplied by the two inverse scales, as sim::RoundedOps::quantize and gemm do; db sums dy itself.
 #include "gpu/ops/op.cuh"
 
 namespace mpscope::gpu {
@@ -26,12 +28,21 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
     DeviceBuffer<float> dw32;  // (out, in) the weight gradient before its rounding (Tc float: unused)
     DeviceBuffer<Tc> ones;     // (rows) fast mode's bias gradient: ones · dy
     DeviceBuffer<float> bias32;  // (out) ... in float32
+    DeviceBuffer<float> xq, gq;  // fp8: the quantized input (rows, in), kept for dW, and output gradient (rows, out)
   };
+  void use_fp8() override {
+    fp8_ = true;
+    wq_ = DeviceBuffer<float>(static_cast<std::size_t>(in_ * out_));
+  }
   std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool training) const override {
     auto b = std::make_unique<Scratch>();
     const std::int64_t rows = batch * rows_per_sample();
     b->sum = DeviceBuffer<float>(static_cast<std::size_t>(rows * (training ? std::max(in_, out_) : out_)));
     if (training && !std::is_same_v<Tc, float>) b->dw32 = DeviceBuffer<float>(static_cast<std::size_t>(in_ * out_));
+    if (fp8_) {
+      b->xq = DeviceBuffer<float>(static_cast<std::size_t>(rows * in_));
+      if (training) b->gq = DeviceBuffer<float>(static_cast<std::size_t>(rows * out_));
+    }
     if (training && has_bias() && rows > short_column) {
       b->ones = device_ones<Tc>(static_cast<std::size_t>(rows));
       b->bias32 = DeviceBuffer<float>(static_cast<std::size_t>(out_));
@@ -43,9 +54,13 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
     auto& b = static_cast<Scratch&>(*buffers);
     const std::int64_t rows = batch * rows_per_sample();
     GpuParam<Tc, Tm>& w = params_[0];
-    cx.cast_param(w);
-    if (has_bias()) cx.cast_param(params_[1]);
-    cx.gemm(false, true, rows, out_, in_, x, in_, w.compute(), in_, b.sum.get());
+    if (fp8_) {
+      fp8_gemm_forward(cx, b, x, rows);
+    } else {
+      cx.cast_param(w);
+      if (has_bias()) cx.cast_param(params_[1]);
+      cx.gemm(false, true, rows, out_, in_, x, in_, w.compute(), in_, b.sum.get());
+    }
     const PointStats st = cx.points.template point<Tc>(cx.out_tensor);
     if (has_bias()) {
       kernels::bias_add<Tc>(b.sum.get(), params_[1].compute(), y, rows, out_, st, cx.stream);
@@ -62,7 +77,8 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
     float* dw32 = nullptr;
     if constexpr (std::is_same_v<Tc, float>) dw32 = w.grad.get();
     else dw32 = b.dw32.get();
-    cx.gemm(true, false, out_, in_, rows, dy, out_, x, in_, dw32);
+    if (fp8_) fp8_gemm_weight_grad(cx, b, dy, rows);
+    else cx.gemm(true, false, out_, in_, rows, dy, out_, x, in_, dw32);
     kernels::cast<float, Tc>(dw32, w.grad.get(), w.size(), cx.points.template point<Tc>(w.grad_tensor), cx.stream);
     if (has_bias()) {
       const PointStats st = cx.points.template point<Tc>(params_[1].grad_tensor);
@@ -70,7 +86,8 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
         kernels::column_sums<Tc>(dy, params_[1].grad.get(), rows, out_, st, kernels::GradCheck{}, cx.stream);
     }
     if (!dx) return;
-    cx.gemm(false, false, rows, in_, out_, dy, out_, w.compute(), in_, b.sum.get());
+    if (fp8_) fp8_gemm_input_grad(cx, b, rows);
+    else cx.gemm(false, false, rows, in_, out_, dy, out_, w.compute(), in_, b.sum.get());
     kernels::cast<float, Tc>(b.sum.get(), dx, static_cast<std::size_t>(rows * in_),
                              cx.points.template point<Tc>(cx.in_grad_tensor), cx.stream);
   }
@@ -80,7 +97,43 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
   // (batch, samples × features) as (rows, features)
   std::int64_t rows_per_sample() const { return this->node().in_size() / in_; }
 
+  // fp8 (<float, float> only): sum (rows, out) = descale · xq·wqᵀ, the weight quantized first, then the bias
+  // cast, then the input (the CPU's order of rounding points)
+  void fp8_gemm_forward(GpuOpContext<Tc, Tm>& cx, Scratch& b, const Tc* x, std::int64_t rows) {
+    if constexpr (fp8_lane) {
+      Fp8Slot* slot = cx.fp8;  // [0] input, [1] weight, [2] output gradient
+      kernels::fp8_quantize<float>(Fp8Kind::e4m3, params_[0].master.get(), out_, in_, out_, in_, slot + 1, cx.fp8_amax,
+                                   wq_.get(), nullptr, cx.points.quantized(params_[0].tensor), cx.stream);
+      if (has_bias()) cx.cast_param(params_[1]);
+      kernels::fp8_quantize<float>(Fp8Kind::e4m3, x, rows, in_, rows, in_, slot, cx.fp8_amax, b.xq.get(), nullptr,
+                                   cx.points.quantized(cx.in_tensor), cx.stream);
+      cx.gemm(false, true, rows, out_, in_, b.xq.get(), in_, wq_.get(), in_, b.sum.get());
+      kernels::fp8_descale(b.sum.get(), static_cast<std::size_t>(rows * out_), slot, slot + 1, cx.stream);
+    }
+  }
+  // dW (out, in) = descale · gqᵀ·xq into the weight gradient, gq = dy quantized (E5M2)
+  void fp8_gemm_weight_grad(GpuOpContext<Tc, Tm>& cx, Scratch& b, const Tc* dy, std::int64_t rows) {
+    if constexpr (fp8_lane) {
+      Fp8Slot* slot = cx.fp8;
+      kernels::fp8_quantize<float>(Fp8Kind::e5m2, dy, rows, out_, rows, out_, slot + 2, true, b.gq.get(), nullptr,
+                                   cx.points.quantized(cx.out_grad_tensor), cx.stream);
+      float* dw = params_[0].grad.get();
+      cx.gemm(true, false, out_, in_, rows, b.gq.get(), out_, b.xq.get(), in_, dw);
+      kernels::fp8_descale(dw, params_[0].size(), slot + 2, slot, cx.stream);
+    }
+  }
+  // sum (rows, in) = descale · gq·wq
+  void fp8_gemm_input_grad(GpuOpContext<Tc, Tm>& cx, Scratch& b, std::int64_t rows) {
+    if constexpr (fp8_lane) {
+      cx.gemm(false, false, rows, in_, out_, b.gq.get(), out_, wq_.get(), in_, b.sum.get());
+      kernels::fp8_descale(b.sum.get(), static_cast<std::size_t>(rows * in_), cx.fp8 + 2, cx.fp8 + 1, cx.stream);
+    }
+  }
+
+  static constexpr bool fp8_lane = std::is_same_v<Tc, float> && std::is_same_v<Tm, float>;
   std::int64_t in_, out_;
+  bool fp8_ = false;
+  DeviceBuffer<float> wq_;  // fp8: the quantized weight (out, in)
 };
 
 }  // namespace

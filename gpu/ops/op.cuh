@@ -26,6 +26,7 @@
 #include "gpu/buffer.cuh"
 #include "gpu/check.cuh"
 #include "gpu/error.hpp"
+#include "gpu/fp8.cuh"
 #include "gpu/kernels.cuh"
 #include "sim/ops/graph.hpp"
 
@@ -86,6 +87,17 @@ class PointLog {
     }
     return p;
   }
+  // An FP8 quantization of tensor t (E4M3/E5M2 values held as float): counted like every narrowing.
+  PointStats quantized(std::size_t t) {
+    PointStats p;
+    if (!flags_) return p;
+    p.nonfinite = slot((*catalogue_)[t].name);
+    if (effects_) {
+      p.fx = effects_ + t;
+      counted_[t] = true;
+    }
+    return p;
+  }
   int* slot(const std::string& name, bool loss = false) {
     if (!flags_) return nullptr;
     if (next_ >= capacity_) throw GpuError("GPU lane: more rounding points than flag slots");
@@ -132,6 +144,9 @@ struct GpuOpContext {
   PointLog& points;
   std::size_t in_tensor, out_tensor, in_grad_tensor;  // as sim::OpContext
   const Tc* residual = nullptr;                       // add: the activation added to the input
+  std::size_t out_grad_tensor = sim::no_tensor;       // the output gradient's (its FP8 quantization)
+  Fp8Slot* fp8 = nullptr;  // fp8 lanes: the GEMM op's scaling slots (its input, its weight, its output gradient)
+  bool fp8_amax = true;    // note the amaxes (training; an evaluation's are dropped, RoundedOps::discard_amax)
   // The compute copy of a parameter (the weights or activations role: the compute format), rounded from its
   // master and counted to its tensor; without a copy the master is checked in place (the CPU casts it too).
   void cast_param(GpuParam<Tc, Tm>& p) {
@@ -186,8 +201,8 @@ class GpuOp {
   // From dout (batch, out_size): the parameters' gradients and, when din is given, din (batch, in_size).
   virtual void backward(GpuOpContext<Tc, Tm>& cx, Buffers* b, const Tc* in, const Tc* out, const Tc* dout, Tc* din,
                         std::int64_t batch) = 0;
-  // Evaluation-affecting state beyond the parameters (batch norm's running statistics), read back as float.
-  virtual void read_state(std::vector<float>&) const {}
+  // An fp8 lane's GEMM ops quantize their GEMM inputs (sim::RoundedOps::quantize; exact mode, <float, float>).
+  virtual void use_fp8() {}
 
  protected:
   // The node's parameters on the device, master values still to be stored; `master_typed` gradients stay in the

@@ -8,6 +8,7 @@
 
 #include "gpu_support.hpp"
 #include "sim/dataset.hpp"
+#include "sim/experiment.hpp"
 #include "sim/lane.hpp"
 #include "sim/model.hpp"
 #include "sim/recipe.hpp"
@@ -110,6 +111,17 @@ inline void expect_lockstep_identical(const Problem& s, const sim::LaneConfig& c
   const sim::Evaluation eg = gpu->evaluate(all), ec = cpu->evaluate(all);
   EXPECT_TRUE(same_bits(eg.loss, ec.loss)) << eg.loss << " vs " << ec.loss;
   EXPECT_EQ(eg.accuracy, ec.accuracy);
+}
+
+// The trainer's lane maker for experiments with CPU and GPU lanes (the app's, app/common/backends.cpp, in short).
+inline auto lane_maker(const sim::Dataset& data) {
+  return [&data](const sim::LaneSpec& spec, const sim::ModelConfig& m, const sim::InitialWeights& w) {
+    if (spec.backend == "cpu") return sim::make_lane(spec.lane, m, w);
+    gpu::GpuLaneOptions o;
+    o.mode = spec.gemm == "exact" ? gpu::GemmMode::exact : gpu::GemmMode::fast;
+    o.data = &data;
+    return gpu::make_gpu_lane(spec.lane, m, w, o);
+  };
 }
 
 }  // namespace mpscope::gputest

@@ -302,13 +302,7 @@ TEST(GpuTrainer, CpuAndGpuLanesInLockstep) {
   e.reference = 0;
   const sim::Prepared p = sim::prepare(e);
   sim::TrainOptions options;
-  options.make_lane = [&](const sim::LaneSpec& spec, const sim::ModelConfig& m, const sim::InitialWeights& w) {
-    if (spec.backend == "cpu") return sim::make_lane(spec.lane, m, w);
-    gpu::GpuLaneOptions o;
-    o.mode = spec.gemm == "exact" ? gpu::GemmMode::exact : gpu::GemmMode::fast;
-    o.data = &p.data;
-    return gpu::make_gpu_lane(spec.lane, m, w, o);
-  };
+  options.make_lane = lane_maker(p.data);
   const sim::TrainResult r = sim::train(e, p, nullptr, options);
   ASSERT_EQ(r.steps_done, 60);
   ASSERT_EQ(r.lanes.size(), 3u);
