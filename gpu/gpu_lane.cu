@@ -27,9 +27,6 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
   if (r.name == "fp8" && r.mma != sim::Accumulation::fp32)
     return refuse("fp8 GEMMs accumulate in float32 (\"mma\": \"fp32\"); the h100 model is for fp16 inputs");
   if (model.type == sim::ModelConfig::Type::sequential) {
-    if (r.name == "fp8" && options.mode == GemmMode::fast)
-      return refuse("fp8 GPU lanes of sequential models run \"gemm\": \"exact\" so far (their FP8 tensor-core GEMMs "
-                    "are the mlp lane's only)");
     if (r.name == "fp32" || r.name == "fp8") return std::make_unique<GpuGraphLane<float, float>>(lane, model, init, options);
     if (r.name == "fp16-amp") return std::make_unique<GpuGraphLane<__half, float>>(lane, model, init, options);
     if (r.name == "bf16-amp") return std::make_unique<GpuGraphLane<__nv_bfloat16, float>>(lane, model, init, options);

@@ -56,7 +56,7 @@ GpuGraphLane<Tc, Tm>::GpuGraphLane(const sim::LaneConfig& c, const sim::ModelCon
   if (fp8_) {
     fp8_state_ = Fp8State(3 * graph_.gemms, c, stream);
     for (std::size_t i = 0; i < ops_.size(); ++i)
-      if (graph_.nodes[i].gemm >= 0) ops_[i]->use_fp8();
+      if (graph_.nodes[i].gemm >= 0) ops_[i]->use_fp8(!exact_);
   }
 
   const kernels::DeviceScaler scaler = initial_scaler(c.loss_scale);
@@ -154,7 +154,10 @@ GpuOpContext<Tc, Tm> GpuGraphLane<Tc, Tm>::context(int node, bool training) {
   const std::size_t in = node == 0 ? 0 : graph_.output_tensor(node - 1);
   GpuOpContext<Tc, Tm> cx{stream_.get(), gemm, points_, in, graph_.output_tensor(node), graph_.input_grad_tensor(node)};
   cx.out_grad_tensor = graph_.groups[static_cast<std::size_t>(n.group)].activation_grad;
-  if (fp8_ && n.gemm >= 0) cx.fp8 = fp8_state_.slots.get() + 3 * n.gemm;
+  if (fp8_ && n.gemm >= 0) {
+    cx.fp8 = fp8_state_.slots.get() + 3 * n.gemm;
+    cx.fp8_unit = fp8_state_.unit.get();
+  }
   cx.fp8_amax = training;
   return cx;
 }

@@ -80,6 +80,8 @@ Fp8State::Fp8State(int slot_count, const sim::LaneConfig& lane, cudaStream_t str
   head = DeviceBuffer<int>(n);
   filled.zero(stream);
   head.zero(stream);
+  unit = DeviceBuffer<Fp8Slot>(1);
+  unit.upload(std::vector<Fp8Slot>(1, Fp8Slot{1.0f, 1.0f, 0u, 0u}), stream);
   MPSCOPE_CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 

@@ -37,6 +37,7 @@ struct Fp8State {
   DeviceBuffer<Fp8Slot> slots;
   DeviceBuffer<double> history;
   DeviceBuffer<int> filled, head;
+  DeviceBuffer<Fp8Slot> unit;  // scale 1: fast mode packs quantized values with it (Fp8Pack)
   Fp8State() = default;
   Fp8State(int slot_count, const sim::LaneConfig& lane, cudaStream_t stream);
   // RoundedOps::end_step, after the backward pass (skipped steps too): the step's amaxes give the next scales

@@ -303,9 +303,6 @@ Experiment parse_experiment(const json& j, const std::filesystem::path& base_dir
   std::set<std::string> names;
   for (std::size_t i = 0; i < lanes.size(); ++i) {
     LaneSpec s = parse_lane(JsonObject(lanes[i], "lanes[" + std::to_string(i) + "]"), e.optimizer, e.seed, i);
-    if (s.backend == "gpu" && s.gemm == "fast" && s.lane.recipe.name == "fp8" && e.model.type != ModelConfig::Type::mlp)
-      throw ConfigError("lanes[" + std::to_string(i) + "].gemm: fp8 gpu lanes of sequential models run \"gemm\": "
-                        "\"exact\" so far (their FP8 tensor-core GEMMs are the mlp lane's only)");
     if (!names.insert(s.lane.name).second)
       throw ConfigError("lanes[" + std::to_string(i) + "].name: '" + s.lane.name + "' is used by another lane");
     if (s.reference) {

@@ -230,14 +230,21 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     DeviceBuffer<Tc> dcols;     // (B·H·W, F·k·k)
     DeviceBuffer<Tc> w_rows;    // (F·k·k, C)
     DeviceBuffer<Tc> ones;      // (B·Ho·Wo) fast mode's bias gradient: ones · dy_rows
+    DeviceBuffer<Tc> bias_rows; // (B·Ho·Wo, F) fp8 fast: dy itself in dy_rows' layout (dy_rows holds its quantization)
     DeviceBuffer<float> bias32; // (F) ... in float32
     DeviceBuffer<Tc> xq, gq;    // fp8 (Tc float): the quantized input (B, C·H·W) and output gradient (B, F·Ho·Wo)
+    Fp8Pack cols8, dy_rows8, dcols8, w_rows8;  // fp8 fast: cols, dy_rows, dcols, w_rows as FP8 bytes
+    DeviceBuffer<float> padded;                // fp8 fast: the FP8 GEMMs' padded results
   };
   // fp8 lanes (sim/ops/conv2d.cpp with RoundedOps::quantize): W, x and dy quantized with their slots' scales (E4M3,
   // E4M3, E5M2), the GEMM results multiplied by the two inverse scales; the bias gradient sums dy itself.
-  void use_fp8() override {
+  // Fast mode runs the three GEMMs on the FP8 tensor cores (the quantized values packed as bytes, Fp8Pack).
+  void use_fp8(bool fast) override {
     fp8_ = true;
+    fast_ = fast;
     wq_ = DeviceBuffer<float>(static_cast<std::size_t>(params_[0].size()));
+    const sim::Node& node = this->node();
+    if (fast) wq8_ = Fp8Pack(node.out_shape[0], node.in_shape[0] * node.spec.kernel * node.spec.kernel);
   }
   std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool training) const override {
     const ops::ConvShape s = shape(batch);
@@ -250,12 +257,28 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
       if (training) b->gq = DeviceBuffer<Tc>(n(outputs * s.f));
     }
     b->sum = DeviceBuffer<float>(n(std::max(outputs * s.f, training ? inputs * s.c : 0)));
+    if (fp8_ && fast_) {
+      const auto p16 = Fp8Pack::pad16;
+      b->cols8 = Fp8Pack(outputs, s.patch());
+      std::int64_t padded = p16(outputs) * p16(s.f);
+      if (training) {
+        b->dy_rows8 = Fp8Pack(outputs, s.f);
+        padded = std::max(padded, p16(s.f) * p16(s.patch()));
+        if (this->node().needs_input_grad) {
+          b->dcols8 = Fp8Pack(inputs, fan);
+          b->w_rows8 = Fp8Pack(fan, s.c);
+          padded = std::max(padded, p16(inputs) * p16(s.c));
+        }
+      }
+      b->padded = DeviceBuffer<float>(n(padded));
+    }
     if (!training) return b;
     b->dy_rows = DeviceBuffer<Tc>(n(outputs * s.f));
     if (!std::is_same_v<Tc, float>) b->dw32 = DeviceBuffer<float>(n(s.f * s.patch()));
     if (has_bias() && outputs > short_column) {
       b->ones = device_ones<Tc>(n(outputs));
       b->bias32 = DeviceBuffer<float>(n(s.f));
+      if (fp8_ && fast_) b->bias_rows = DeviceBuffer<Tc>(n(outputs * s.f));
     }
     if (this->node().needs_input_grad) {
       b->dcols = DeviceBuffer<Tc>(n(inputs * fan));
@@ -277,8 +300,13 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
       if (has_bias()) cx.cast_param(params_[1]);
     }
     ops::im2col<Tc>(x, b.cols.get(), s, cx.stream);
-    cx.gemm(false, true, batch * s.positions(), s.f, s.patch(), b.cols.get(), s.patch(), weights, s.patch(), b.sum.get());
-    if (fp8_) kernels::fp8_descale(b.sum.get(), b.sum.size(), cx.fp8, cx.fp8 + 1, cx.stream);
+    if (fp8_ && fast_) {  // cols (B·Ho·Wo, C·k·k) · wq (F, C·k·k)ᵀ on the FP8 tensor cores
+      fp8_fast_gemm(cx, b.padded, b.cols8, Fp8Kind::e4m3, b.cols.get(), cx.fp8, false, wq8_, Fp8Kind::e4m3, wq_.get(),
+                    cx.fp8 + 1, false, b.sum.get());
+    } else {
+      cx.gemm(false, true, batch * s.positions(), s.f, s.patch(), b.cols.get(), s.patch(), weights, s.patch(), b.sum.get());
+      if (fp8_) kernels::fp8_descale(b.sum.get(), static_cast<std::size_t>(batch * s.positions() * s.f), cx.fp8, cx.fp8 + 1, cx.stream);
+    }
     ops::conv_output<Tc>(b.sum.get(), y, s, cx.points.template point<Tc>(cx.out_tensor), cx.stream);
     if (has_bias()) ops::conv_bias<Tc>(y, params_[1].compute(), s, cx.points.template point<Tc>(cx.out_tensor), cx.stream);
   }
@@ -294,21 +322,38 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     float* dw32 = nullptr;
     if constexpr (std::is_same_v<Tc, float>) dw32 = w.grad.get();
     else dw32 = b.dw32.get();
-    cx.gemm(true, false, s.f, s.patch(), batch * s.positions(), b.dy_rows.get(), s.f, b.cols.get(), s.patch(), dw32);
-    if (fp8_) kernels::fp8_descale(dw32, w.size(), cx.fp8 + 2, cx.fp8, cx.stream);
+    if (fp8_ && fast_) {  // dy_rowsᵀ (F, B·Ho·Wo) · colsᵀ (C·k·k, B·Ho·Wo)ᵀ
+      fp8_fast_gemm(cx, b.padded, b.dy_rows8, Fp8Kind::e5m2, b.dy_rows.get(), cx.fp8 + 2, true, b.cols8, Fp8Kind::e4m3,
+                    nullptr, cx.fp8, true, dw32);
+    } else {
+      cx.gemm(true, false, s.f, s.patch(), batch * s.positions(), b.dy_rows.get(), s.f, b.cols.get(), s.patch(), dw32);
+      if (fp8_) kernels::fp8_descale(dw32, w.size(), cx.fp8 + 2, cx.fp8, cx.stream);
+    }
     kernels::cast<float, Tc>(dw32, w.grad.get(), w.size(), cx.points.template point<Tc>(w.grad_tensor), cx.stream);
     if (has_bias()) {
       const PointStats st = cx.points.template point<Tc>(params_[1].grad_tensor);
       Tc* db = params_[1].grad.get();
-      if (!fast_column_sums(cx, b.dy_rows.get(), batch * s.positions(), s.f, b.ones.get(), b.bias32.get(), db, st))
+      // (fp8: dy_rows holds the quantized, scaled gradient; the bias gradient sums dy itself)
+      const Tc* rows = b.dy_rows.get();
+      if (fp8_ && b.bias_rows.size()) {
+        ops::conv_grad_rows<Tc>(dy, b.bias_rows.get(), s, cx.stream);
+        rows = b.bias_rows.get();
+      }
+      if ((fp8_ && !b.bias_rows.size()) ||
+          !fast_column_sums(cx, rows, batch * s.positions(), s.f, b.ones.get(), b.bias32.get(), db, st))
         ops::conv_bias_grad<Tc>(dy, db, s, st, cx.stream);
     }
     if (!dx) return;
     const std::int64_t fan = s.f * s.k * s.k;
     ops::conv_input_grad_rows<Tc>(dyq, b.dcols.get(), s, cx.stream);
     ops::conv_weights_by_output<Tc>(fp8_ ? fp8_weights() : w.compute(), b.w_rows.get(), s, cx.stream);
-    cx.gemm(false, false, batch * s.h * s.w, s.c, fan, b.dcols.get(), fan, b.w_rows.get(), s.c, b.sum.get());
-    if (fp8_) kernels::fp8_descale(b.sum.get(), static_cast<std::size_t>(batch * s.h * s.w * s.c), cx.fp8 + 2, cx.fp8 + 1, cx.stream);
+    if (fp8_ && fast_) {  // dcols (B·H·W, F·k·k) · w_rowsᵀ (C, F·k·k)ᵀ
+      fp8_fast_gemm(cx, b.padded, b.dcols8, Fp8Kind::e5m2, b.dcols.get(), cx.fp8 + 2, false, b.w_rows8, Fp8Kind::e4m3,
+                    b.w_rows.get(), cx.fp8 + 1, true, b.sum.get());
+    } else {
+      cx.gemm(false, false, batch * s.h * s.w, s.c, fan, b.dcols.get(), fan, b.w_rows.get(), s.c, b.sum.get());
+      if (fp8_) kernels::fp8_descale(b.sum.get(), static_cast<std::size_t>(batch * s.h * s.w * s.c), cx.fp8 + 2, cx.fp8 + 1, cx.stream);
+    }
     ops::conv_input_grad<Tc>(b.sum.get(), dx, s, cx.points.template point<Tc>(cx.in_grad_tensor), cx.stream);
   }
 
@@ -339,6 +384,19 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     }
     return nullptr;
   }
+  // d = x·yᵀ / scales on the FP8 tensor cores, x and y quantized values packed first (values null: packed already);
+  // `xt` / `yt`: the operand is its pack's transpose (the stored matrix's rows are the contraction dimension's)
+  void fp8_fast_gemm(GpuOpContext<Tc, Tm>& cx, DeviceBuffer<float>& padded, Fp8Pack& x, Fp8Kind xk, const void* x_values,
+                     const Fp8Slot* xs, bool xt, Fp8Pack& y, Fp8Kind yk, const void* y_values, const Fp8Slot* ys, bool yt,
+                     float* d) {
+    if constexpr (fp8_lane) {  // (the values are float: Tc is)
+      if (x_values) x.pack(xk, static_cast<const float*>(x_values), cx.fp8_unit, cx.stream);
+      if (y_values) y.pack(yk, static_cast<const float*>(y_values), cx.fp8_unit, cx.stream);
+      const std::int64_t m = xt ? x.cols : x.rows, k = xt ? x.rows : x.cols, n = yt ? y.cols : y.rows;
+      fp8_tensor_core_gemm(*cx.gemm.blas, m, n, k, (xt ? x.transposed : x.bytes).get(), xk, xs,
+                           (yt ? y.transposed : y.bytes).get(), yk, ys, padded.get(), d, cx.stream);
+    }
+  }
   const Tc* fp8_weights() const {
     if constexpr (fp8_lane) return wq_.get();
     return nullptr;
@@ -350,8 +408,9 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
   }
 
   static constexpr bool fp8_lane = std::is_same_v<Tc, float> && std::is_same_v<Tm, float>;
-  bool fp8_ = false;
+  bool fp8_ = false, fast_ = false;
   DeviceBuffer<float> wq_;  // fp8: the quantized weight (F, C·k·k)
+  Fp8Pack wq8_;             // fp8 fast: ... as FP8 bytes
 };
 
 }  // namespace

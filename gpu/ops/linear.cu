@@ -29,10 +29,14 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
     DeviceBuffer<Tc> ones;     // (rows) fast mode's bias gradient: ones · dy
     DeviceBuffer<float> bias32;  // (out) ... in float32
     DeviceBuffer<float> xq, gq;  // fp8: the quantized input (rows, in), kept for dW, and output gradient (rows, out)
+    Fp8Pack xq8, gq8;            // fp8 fast: the same as FP8 bytes
+    DeviceBuffer<float> padded;  // fp8 fast: the FP8 GEMMs' padded results
   };
-  void use_fp8() override {
+  void use_fp8(bool fast) override {
     fp8_ = true;
+    fast_ = fast;
     wq_ = DeviceBuffer<float>(static_cast<std::size_t>(in_ * out_));
+    if (fast) wq8_ = Fp8Pack(out_, in_);
   }
   std::unique_ptr<Buffers> make_buffers(std::int64_t batch, bool training) const override {
     auto b = std::make_unique<Scratch>();
@@ -42,6 +46,13 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
     if (fp8_) {
       b->xq = DeviceBuffer<float>(static_cast<std::size_t>(rows * in_));
       if (training) b->gq = DeviceBuffer<float>(static_cast<std::size_t>(rows * out_));
+    }
+    if (fp8_ && fast_) {
+      const auto p16 = Fp8Pack::pad16;
+      b->xq8 = Fp8Pack(rows, in_);
+      if (training) b->gq8 = Fp8Pack(rows, out_);
+      b->padded = DeviceBuffer<float>(static_cast<std::size_t>(std::max({p16(rows) * p16(out_), p16(out_) * p16(in_),
+                                                                         p16(rows) * p16(in_)})));
     }
     if (training && has_bias() && rows > short_column) {
       b->ones = device_ones<Tc>(static_cast<std::size_t>(rows));
@@ -107,6 +118,13 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
       if (has_bias()) cx.cast_param(params_[1]);
       kernels::fp8_quantize<float>(Fp8Kind::e4m3, x, rows, in_, rows, in_, slot, cx.fp8_amax, b.xq.get(), nullptr,
                                    cx.points.quantized(cx.in_tensor), cx.stream);
+      if (fast_) {  // xq (rows16, in16) · wq (out16, in16)ᵀ on the FP8 tensor cores
+        wq8_.pack(Fp8Kind::e4m3, wq_.get(), cx.fp8_unit, cx.stream);
+        b.xq8.pack(Fp8Kind::e4m3, b.xq.get(), cx.fp8_unit, cx.stream);
+        fp8_tensor_core_gemm(*cx.gemm.blas, rows, out_, in_, b.xq8.bytes.get(), Fp8Kind::e4m3, slot, wq8_.bytes.get(),
+                             Fp8Kind::e4m3, slot + 1, b.padded.get(), b.sum.get(), cx.stream);
+        return;
+      }
       cx.gemm(false, true, rows, out_, in_, b.xq.get(), in_, wq_.get(), in_, b.sum.get());
       kernels::fp8_descale(b.sum.get(), static_cast<std::size_t>(rows * out_), slot, slot + 1, cx.stream);
     }
@@ -118,6 +136,12 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
       kernels::fp8_quantize<float>(Fp8Kind::e5m2, dy, rows, out_, rows, out_, slot + 2, true, b.gq.get(), nullptr,
                                    cx.points.quantized(cx.out_grad_tensor), cx.stream);
       float* dw = params_[0].grad.get();
+      if (fast_) {  // gqᵀ (out16, rows16) · xqᵀ (in16, rows16)ᵀ
+        b.gq8.pack(Fp8Kind::e5m2, b.gq.get(), cx.fp8_unit, cx.stream);
+        fp8_tensor_core_gemm(*cx.gemm.blas, out_, in_, rows, b.gq8.transposed.get(), Fp8Kind::e5m2, slot + 2,
+                             b.xq8.transposed.get(), Fp8Kind::e4m3, slot, b.padded.get(), dw, cx.stream);
+        return;
+      }
       cx.gemm(true, false, out_, in_, rows, b.gq.get(), out_, b.xq.get(), in_, dw);
       kernels::fp8_descale(dw, params_[0].size(), slot + 2, slot, cx.stream);
     }
@@ -125,6 +149,11 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
   // sum (rows, in) = descale · gq·wq
   void fp8_gemm_input_grad(GpuOpContext<Tc, Tm>& cx, Scratch& b, std::int64_t rows) {
     if constexpr (fp8_lane) {
+      if (fast_) {  // gq (rows16, out16) · wqᵀ (in16, out16)ᵀ
+        fp8_tensor_core_gemm(*cx.gemm.blas, rows, in_, out_, b.gq8.bytes.get(), Fp8Kind::e5m2, cx.fp8 + 2,
+                             wq8_.transposed.get(), Fp8Kind::e4m3, cx.fp8 + 1, b.padded.get(), b.sum.get(), cx.stream);
+        return;
+      }
       cx.gemm(false, false, rows, in_, out_, b.gq.get(), out_, wq_.get(), in_, b.sum.get());
       kernels::fp8_descale(b.sum.get(), static_cast<std::size_t>(rows * in_), cx.fp8 + 2, cx.fp8 + 1, cx.stream);
     }
@@ -132,8 +161,9 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
 
   static constexpr bool fp8_lane = std::is_same_v<Tc, float> && std::is_same_v<Tm, float>;
   std::int64_t in_, out_;
-  bool fp8_ = false;
+  bool fp8_ = false, fast_ = false;
   DeviceBuffer<float> wq_;  // fp8: the quantized weight (out, in)
+  Fp8Pack wq8_;             // fp8 fast: ... as FP8 bytes
 };
 
 }  // namespace

@@ -146,6 +146,7 @@ struct GpuOpContext {
   const Tc* residual = nullptr;                       // add: the activation added to the input
   std::size_t out_grad_tensor = sim::no_tensor;       // the output gradient's (its FP8 quantization)
   Fp8Slot* fp8 = nullptr;  // fp8 lanes: the GEMM op's scaling slots (its input, its weight, its output gradient)
+  const Fp8Slot* fp8_unit = nullptr;  // a slot of scale 1 (fast mode's packing of quantized values)
   bool fp8_amax = true;    // note the amaxes (training; an evaluation's are dropped, RoundedOps::discard_amax)
   // The compute copy of a parameter (the weights or activations role: the compute format), rounded from its
   // master and counted to its tensor; without a copy the master is checked in place (the CPU casts it too).
@@ -181,6 +182,35 @@ bool fast_column_sums(GpuOpContext<Tc, Tm>& cx, const Tc* dy, std::int64_t rows,
   return true;
 }
 
+// fp8 fast mode: quantized values (float holding exact, scaled FP8 values) as cuBLASLt's FP8 GEMMs take them: bytes
+// (rows16, cols16) and transposed (cols16, rows16), the contraction dimension contiguous, padded with zeros to
+// multiples of 16. Packing is exact (scale 1) and not counted again (the quantization was).
+struct Fp8Pack {
+  DeviceBuffer<__nv_fp8_storage_t> bytes, transposed;
+  std::int64_t rows = 0, cols = 0, rows16 = 0, cols16 = 0;
+  static std::int64_t pad16(std::int64_t v) { return (v + 15) / 16 * 16; }
+  Fp8Pack() = default;
+  Fp8Pack(std::int64_t r, std::int64_t c) : rows(r), cols(c), rows16(pad16(r)), cols16(pad16(c)) {
+    bytes = DeviceBuffer<__nv_fp8_storage_t>(static_cast<std::size_t>(rows16 * cols16));
+    transposed = DeviceBuffer<__nv_fp8_storage_t>(bytes.size());
+  }
+  void pack(Fp8Kind kind, const float* values, const Fp8Slot* unit, cudaStream_t stream) {
+    kernels::fp8_quantize<__nv_fp8_storage_t>(kind, values, rows, cols, rows16, cols16, const_cast<Fp8Slot*>(unit), false,
+                                              bytes.get(), transposed.get(), PointStats{}, stream);
+  }
+};
+
+// d (m, n) = x (m16, k16) · y (n16, k16)ᵀ times the two slots' inverse scales, on the FP8 tensor cores (x, y are
+// packs' bytes or transposed bytes of kinds xk, yk), through `padded` (m16, n16) and cropped.
+inline void fp8_tensor_core_gemm(Blas& blas, std::int64_t m, std::int64_t n, std::int64_t k, const __nv_fp8_storage_t* x,
+                                 Fp8Kind xk, const Fp8Slot* xs, const __nv_fp8_storage_t* y, Fp8Kind yk,
+                                 const Fp8Slot* ys, float* padded, float* d, cudaStream_t stream) {
+  const auto type = [](Fp8Kind kind) { return kind == Fp8Kind::e4m3 ? CUDA_R_8F_E4M3 : CUDA_R_8F_E5M2; };
+  const std::int64_t n16 = Fp8Pack::pad16(n);
+  blas.gemm_fp8(Fp8Pack::pad16(m), n16, Fp8Pack::pad16(k), x, type(xk), &xs->inv_scale, y, type(yk), &ys->inv_scale, padded);
+  kernels::crop(padded, n16, d, m, n, stream);
+}
+
 template <typename Tc, typename Tm>
 class GpuOp {
  public:
@@ -201,8 +231,9 @@ class GpuOp {
   // From dout (batch, out_size): the parameters' gradients and, when din is given, din (batch, in_size).
   virtual void backward(GpuOpContext<Tc, Tm>& cx, Buffers* b, const Tc* in, const Tc* out, const Tc* dout, Tc* din,
                         std::int64_t batch) = 0;
-  // An fp8 lane's GEMM ops quantize their GEMM inputs (sim::RoundedOps::quantize; exact mode, <float, float>).
-  virtual void use_fp8() {}
+  // An fp8 lane's GEMM ops quantize their GEMM inputs (sim::RoundedOps::quantize; <float, float>); `fast`: their
+  // GEMMs run on the FP8 tensor cores (Fp8Pack), else on the exact fma kernel.
+  virtual void use_fp8(bool /*fast*/) {}
 
  protected:
   // The node's parameters on the device, master values still to be stored; `master_typed` gradients stay in the

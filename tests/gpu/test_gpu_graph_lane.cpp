@@ -95,8 +95,9 @@ TEST(GpuGraphLane, EveryRecipeAndOpMatchesTheCpuLane) {
   }
 }
 
-// fp8 on a CNN: delayed scaling with a short history that rolls over and a margin, and without scaling; fast mode
-// (the FP8 tensor cores) is the mlp lane's only so far and is refused with the reason.
+// fp8 on a CNN: delayed scaling with a short history that rolls over and a margin, and without scaling, bit for
+// bit in exact mode; fast mode runs the GEMMs on the FP8 tensor cores (the same quantized values, another
+// accumulation): close to the CPU lane, as the mlp's fp8 fast lane is (test_gpu_lanes.cpp).
 TEST(GpuGraphLane, Fp8DelayedScalingMatchesTheCpuLane) {
   MPSCOPE_REQUIRE_GPU();
   const Problem s = digits_problem(residual_net());
@@ -107,11 +108,28 @@ TEST(GpuGraphLane, Fp8DelayedScalingMatchesTheCpuLane) {
   sim::LaneConfig plain = lane_config("fp8", sim::Accumulation::fp32, 0.05);
   plain.recipe.delayed_scaling = false;
   expect_lockstep_identical(s, plain, 6, 5);
-  try {
-    gpu_lane(c, s, gpu::GemmMode::fast);
-    ADD_FAILURE() << "fp8 fast mode on a sequential model was accepted";
-  } catch (const gpu::GpuError& e) {
-    EXPECT_NE(std::string(e.what()).find("\"gemm\": \"exact\""), std::string::npos) << e.what();
+  for (const Problem& p : {digits_problem(every_op()), s}) {
+    auto cpu = sim::make_lane(c, p.model, p.init);
+    auto fast = gpu_lane(c, p, gpu::GemmMode::fast);
+    auto direct = gpu_lane(c, p, gpu::GemmMode::fast, /*graphs=*/false);
+    sim::Batcher batches(p.data, p.batch, p.seed);
+    double first_nmse = 0, early = 0;
+    for (int step = 0; step < 30; ++step) {
+      const sim::Batch b = batches.batch(step);
+      const sim::StepResult want = cpu->step(b, 0.05, false), got = fast->step(b, 0.05, step % 7 == 0);
+      ASSERT_TRUE(same_bits(got.loss, direct->step(b, 0.05, false).loss)) << "step " << step;
+      ASSERT_EQ(got.first_nonfinite, want.first_nonfinite) << "step " << step;
+      if (step == 0) first_nmse = nmse(fast->gradients(), cpu->gradients());
+      early = std::max(early, std::fabs(got.loss - want.loss) / std::fabs(want.loss));
+    }
+    std::cout << "fp8 CNN (" << p.model.sequence.size() << " layers) fast vs CPU: gradient NMSE after step 1 " << first_nmse
+              << ", largest relative loss difference over 30 steps " << early << "\n";
+    // The quantized inputs are the CPU's; the tensor cores' FP8 accumulation keeps ~14 significant bits per block
+    // of products (issue 14), so a GEMM output moves by ~2^-13, and where it feeds the next layer's E4M3
+    // quantization, about 2^-13 / 2^-3 of the values land on the neighbouring E4M3 value (2^-3 relative): an NMSE
+    // of order 1e-5 per quantized tensor (measured: 7.9e-5 over the 12-layer model, 1.2e-4 at the first layer).
+    EXPECT_LE(first_nmse, 1e-3);
+    EXPECT_LE(early, 0.05);
   }
 }
 
