@@ -52,7 +52,12 @@ GpuGraphLane<Tc, Tm>::GpuGraphLane(const sim::LaneConfig& c, const sim::ModelCon
       group_params_[static_cast<std::size_t>(n.group)].push_back(&p);
     }
   }
-  for (const auto& group : group_params_) params_.insert(params_.end(), group.begin(), group.end());
+  for (const auto& group : group_params_) {
+    params_.insert(params_.end(), group.begin(), group.end());
+    std::size_t values = 0;
+    for (const Param* q : group) values += q->size();
+    group_values_.push_back(values);
+  }
   if (fp8_) {
     fp8_state_ = Fp8State(3 * graph_.gemms, c, stream);
     for (std::size_t i = 0; i < ops_.size(); ++i)
@@ -356,11 +361,8 @@ sim::StepResult GpuGraphLane<Tc, Tm>::step(const sim::Batch& batch, double lr, b
   r.first_nonfinite = first_nonfinite(r.loss, point_flags);
   last_scale_used_ = out.scale_used;
   if (!r.skipped) ++t_;
-  for (std::size_t g = 1; g < group_params_.size(); ++g) {
-    std::int64_t count = 0;
-    for (const Param* q : group_params_[g]) count += static_cast<std::int64_t>(q->size());
-    r.lost_updates.push_back(static_cast<double>(lost_updates[g - 1]) / static_cast<double>(count));
-  }
+  for (std::size_t g = 1; g < group_params_.size(); ++g)
+    r.lost_updates.push_back(static_cast<double>(lost_updates[g - 1]) / static_cast<double>(group_values_[g]));
 
   if (record) {
     const auto* effects = reinterpret_cast<const DeviceEffects*>(stats_host_.get());

@@ -95,6 +95,7 @@ class GpuGraphLane final : public sim::Lane {
   std::vector<std::unique_ptr<Op>> ops_;           // one per graph node
   std::vector<std::vector<Param*>> group_params_;  // [group] its parameters in node order ([0]: none)
   std::vector<Param*> params_;                     // all of them, in group order
+  std::vector<std::size_t> group_values_;          // [group] its parameters' values (lost updates' denominator)
   Pass train_, eval_;
   DeviceDataset data_;
   PointLog points_;

@@ -37,9 +37,7 @@ class GpuAdd final : public GpuOp<Tc, Tm> {
                    cx.points.template point<Tc>(cx.out_tensor), cx.stream);
   }
   void backward(GpuOpContext<Tc, Tm>& cx, Buffers*, const Tc*, const Tc*, const Tc* dy, Tc* dx, std::int64_t batch) override {
-    if (!dx) return;
-    const auto bytes = static_cast<std::size_t>(batch * this->node().in_size()) * sizeof(Tc);
-    MPSCOPE_CUDA_CHECK(cudaMemcpyAsync(dx, dy, bytes, cudaMemcpyDeviceToDevice, cx.stream));
+    if (dx) copy_values(dy, dx, static_cast<std::size_t>(batch * this->node().in_size()), cx.stream);
   }
 };
 

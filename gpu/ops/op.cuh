@@ -78,26 +78,10 @@ class PointLog {
   // a narrowing: not counted (as RoundedOps does not count fp32 roles); `counted` false: checked, not rounded.
   template <typename Out>
   PointStats point(std::size_t t, bool counted = true) {
-    PointStats p;
-    if (!flags_) return p;
-    p.nonfinite = slot((*catalogue_)[t].name);
-    if (counted && !std::is_same_v<Out, float> && effects_) {
-      p.fx = effects_ + t;
-      counted_[t] = true;
-    }
-    return p;
+    return make_point(t, counted && !std::is_same_v<Out, float>);
   }
   // An FP8 quantization of tensor t (E4M3/E5M2 values held as float): counted like every narrowing.
-  PointStats quantized(std::size_t t) {
-    PointStats p;
-    if (!flags_) return p;
-    p.nonfinite = slot((*catalogue_)[t].name);
-    if (effects_) {
-      p.fx = effects_ + t;
-      counted_[t] = true;
-    }
-    return p;
-  }
+  PointStats quantized(std::size_t t) { return make_point(t, true); }
   int* slot(const std::string& name, bool loss = false) {
     if (!flags_) return nullptr;
     if (next_ >= capacity_) throw GpuError("GPU lane: more rounding points than flag slots");
@@ -109,6 +93,17 @@ class PointLog {
   bool counted(std::size_t t) const { return t < counted_.size() && counted_[t]; }
 
  private:
+  PointStats make_point(std::size_t t, bool count) {
+    PointStats p;
+    if (!flags_) return p;
+    p.nonfinite = slot((*catalogue_)[t].name);
+    if (count && effects_) {
+      p.fx = effects_ + t;
+      counted_[t] = true;
+    }
+    return p;
+  }
+
   int* flags_ = nullptr;
   std::size_t capacity_ = 0, next_ = 0;
   DeviceEffects* effects_ = nullptr;
@@ -158,6 +153,12 @@ struct GpuOpContext {
     }
   }
 };
+
+// to (n) = from (n), on the stream (ops that pass values or gradients through unchanged: flatten, add's backward)
+template <typename T>
+void copy_values(const T* from, T* to, std::size_t n, cudaStream_t stream) {
+  MPSCOPE_CUDA_CHECK(cudaMemcpyAsync(to, from, n * sizeof(T), cudaMemcpyDeviceToDevice, stream));
+}
 
 // n ones of type T (the fast mode's column sums: ones · dy on cuBLAS).
 template <typename T>

@@ -160,17 +160,14 @@ class GpuFlatten final : public GpuOp<Tc, Tm> {
 
   explicit GpuFlatten(const sim::Node& n) : Base(n) {}
   void forward(GpuOpContext<Tc, Tm>& cx, Buffers*, const Tc* x, Tc* y, std::int64_t batch, bool) override {
-    copy(x, y, batch, cx.stream);
+    copy_values(x, y, count(batch), cx.stream);
   }
   void backward(GpuOpContext<Tc, Tm>& cx, Buffers*, const Tc*, const Tc*, const Tc* dy, Tc* dx, std::int64_t batch) override {
-    if (dx) copy(dy, dx, batch, cx.stream);
+    if (dx) copy_values(dy, dx, count(batch), cx.stream);
   }
 
  private:
-  void copy(const Tc* from, Tc* to, std::int64_t batch, cudaStream_t stream) const {
-    const auto bytes = static_cast<std::size_t>(batch * this->node().in_size()) * sizeof(Tc);
-    MPSCOPE_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, stream));
-  }
+  std::size_t count(std::int64_t batch) const { return static_cast<std::size_t>(batch * this->node().in_size()); }
 };
 
 }  // namespace
