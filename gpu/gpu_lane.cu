@@ -1,5 +1,6 @@
-// make_gpu_lane: which recipes the GPU backend runs, and with which element types: mlp models on GpuMlpLane
-// (gpu/mlp_lane.cuh), sequential models on GpuGraphLane (gpu/graph_lane.cuh).
+// make_gpu_lane: which recipes the GPU backend runs, and with which element types: mlp models without LayerNorm on
+// GpuMlpLane (gpu/mlp_lane.cuh), sequential models and mlps with LayerNorm on GpuGraphLane (gpu/graph_lane.cuh),
+// whose LayerNorm keeps autocast's float32 γ/β, float32 parameter gradients and float32-then-rounded output.
 #include "gpu/gpu_lane.hpp"
 
 #include "gpu/graph_lane.cuh"
@@ -26,7 +27,7 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
                   "\" describes mpscope's own GEMM kernels: use \"gemm\": \"exact\" (fast mode runs cuBLAS)");
   if (r.name == "fp8" && r.mma != sim::Accumulation::fp32)
     return refuse("fp8 GEMMs accumulate in float32 (\"mma\": \"fp32\"); the h100 model is for fp16 inputs");
-  if (model.type == sim::ModelConfig::Type::sequential) {
+  if (model.type != sim::ModelConfig::Type::mlp || model.layer_norm) {  // (a gpt's ops are refused there by name)
     if (r.name == "fp32" || r.name == "fp8") return std::make_unique<GpuGraphLane<float, float>>(lane, model, init, options);
     if (r.name == "fp16-amp") return std::make_unique<GpuGraphLane<__half, float>>(lane, model, init, options);
     if (r.name == "bf16-amp") return std::make_unique<GpuGraphLane<__nv_bfloat16, float>>(lane, model, init, options);

@@ -25,7 +25,20 @@ GpuGraphLane<Tc, Tm>::GpuGraphLane(const sim::LaneConfig& c, const sim::ModelCon
   if (!exact_) blas_ = std::make_unique<Blas>(stream, workspace_bytes);
   tensors_ = graph_.tensors;
   for (std::size_t i = 0; i < tensors_.size(); ++i)
-    tensors_[i].format = graph_.tensor_roles[i] == sim::Role::master ? Element<Tm>::name : Element<Tc>::name;
+    tensors_[i].format = graph_.tensor_roles[i] == sim::Role::master || graph_.tensor_roles[i] == sim::Role::promoted
+                             ? Element<Tm>::name
+                             : Element<Tc>::name;
+  for (const sim::Node& n : graph_.nodes) {
+    using T = sim::LayerSpec::Type;
+    if (n.spec.type == T::embedding || n.spec.type == T::position_embedding || n.spec.type == T::causal_attention)
+      throw GpuError("lane " + c.name + ": " + n.module + " (" + std::string(sim::to_string(n.spec.type)) +
+                     "): GPU lanes do not run transformer layers yet; run this lane on the CPU (\"backend\": \"cpu\")");
+    if (!std::is_same_v<Tc, Tm> && n.promoted)
+      throw GpuError("lane " + c.name + ": the output of " + n.module + " (" + std::string(sim::to_string(n.spec.type)) +
+                       ") stays float32 under autocast (no linear or conv2d layer alone reads it); GPU lanes of " +
+                       c.recipe.name + " keep activations in " + Element<Tc>::name +
+                       " only: run this lane on the CPU (\"backend\": \"cpu\")");
+  }
 
   const sim::OptimizerConfig& oc = c.optimizer;
   const bool first = oc.type != sim::OptimizerConfig::Type::sgd || oc.momentum != 0;
@@ -246,24 +259,28 @@ void GpuGraphLane<Tc, Tm>::update(bool record) {
   const int master = config_.recipe.master_gradients ? 1 : 0;
   for (std::size_t g = 1; g < group_params_.size(); ++g) {
     int* nonfinite = points_.slot(tensors_[graph_.groups[g].weight].name);
+    // (the group's tensors show its first op's weight and bias: an mlp's LayerNorm parameters join no histogram)
+    const auto& primary = ops_[static_cast<std::size_t>(graph_.groups[g].first_node)]->params();
     const auto stats = [&](const Param& p) {
       PointStats s;
-      if (record) s.hist = histograms() + p.tensor;
+      if (record && (&p == &primary[0] || (primary.size() > 1 && &p == &primary[1]))) s.hist = histograms() + p.tensor;
       s.nonfinite = nonfinite;
       return s;
     };
-    const auto& params = group_params_[g];
-    if (params.front()->master_typed_grad) {
-      kernels::OptimizerTensors<Tm, Tm, Tm> t;
-      for (Param* p : params)
-        t.t[t.count++] = {p->master.get(), p->grad_m.get(), p->state1.get(), p->state2.get(), nullptr, p->size(), stats(*p), nullptr};
-      kernels::optimizer_step<Tm, Tm, Tm>(t, constants(), scaler_.get(), master, lost() + g - 1, stream_.get());
-    } else {
-      kernels::OptimizerTensors<Tc, Tm, Tc> t;
-      for (Param* p : params)
-        t.t[t.count++] = {p->master.get(), p->grad.get(), p->state1.get(), p->state2.get(), nullptr, p->size(), stats(*p), nullptr};
-      kernels::optimizer_step<Tc, Tm, Tc>(t, constants(), scaler_.get(), master, lost() + g - 1, stream_.get());
+    // One launch per gradient type (an mlp group holds a Linear's compute-format gradients and its LayerNorm's
+    // master-format ones); both add their lost updates into the group's counter.
+    kernels::OptimizerTensors<Tm, Tm, Tm> typed;
+    kernels::OptimizerTensors<Tc, Tm, Tc> produced;
+    for (Param* p : group_params_[g]) {
+      if (p->master_typed_grad) {
+        typed.t[typed.count++] = {p->master.get(), p->grad_m.get(), p->state1.get(), p->state2.get(), nullptr, p->size(), stats(*p), nullptr};
+      } else {
+        produced.t[produced.count++] = {p->master.get(), p->grad.get(), p->state1.get(), p->state2.get(), nullptr, p->size(), stats(*p), nullptr};
+      }
     }
+    if (typed.count > 0) kernels::optimizer_step<Tm, Tm, Tm>(typed, constants(), scaler_.get(), master, lost() + g - 1, stream_.get());
+    if (produced.count > 0)
+      kernels::optimizer_step<Tc, Tm, Tc>(produced, constants(), scaler_.get(), master, lost() + g - 1, stream_.get());
   }
 }
 

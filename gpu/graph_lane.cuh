@@ -1,4 +1,4 @@
-// Internal: the GPU lane that trains a sequential model's graph, the CUDA twin of sim/graph_lane.hpp. Each node is
+// Internal: the GPU lane that trains a model's graph (sequential models, mlps with LayerNorm), the CUDA twin of sim/graph_lane.hpp. Each node is
 // a GpuOp (gpu/ops/), run in the CPU lane's order of rounding points; loss, loss scaling, the inf/NaN check and
 // the optimizer are the mlp lane's kernels. One step:
 //

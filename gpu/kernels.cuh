@@ -82,9 +82,10 @@ void bias_add(const float* y, const T* b, T* z, std::int64_t rows, std::int64_t 
 // h = round(act(z)) (n)
 template <typename T>
 void activate(const T* z, T* h, std::size_t n, int activation, PointStats st, cudaStream_t s);
-// sim/ops/layer_norm.cpp forward, one thread per row: h, out (rows, cols); gamma, beta (cols); mean, rstd (rows)
-template <typename T>
-void layer_norm_forward(const T* h, const T* gamma, const T* beta, T* out, double* mean, double* rstd, std::int64_t rows,
+// sim/ops/layer_norm.cpp forward, one thread per row: h, out (rows, cols); gamma, beta (cols) in the promoted
+// format P (the master's; beta may be null); mean, rstd (rows). out = round_T(round_P(result)).
+template <typename T, typename P>
+void layer_norm_forward(const T* h, const P* gamma, const P* beta, T* out, double* mean, double* rstd, std::int64_t rows,
                         std::int64_t cols, double eps, PointStats st, cudaStream_t s);
 // log2 histogram of a tensor the lane did not write itself (cuBLAS outputs)
 template <typename T>
@@ -108,10 +109,11 @@ void sum_terms(const double* terms, std::int64_t count, double multiplier, bool 
 template <typename T>
 void activation_backward(const T* da, const T* z, const T* h, T* dz, std::size_t n, int activation, PointStats st,
                          cudaStream_t s);
-// sim/ops/layer_norm.cpp backward: dy, h, dh (rows, cols); gamma (cols); mean, rstd (rows); dgamma, dbeta (cols)
-template <typename T>
-void layer_norm_backward(const T* dy, const T* h, const T* gamma, const double* mean, const double* rstd, T* dh,
-                         T* dgamma, T* dbeta, std::int64_t rows, std::int64_t cols, PointStats dh_st,
+// sim/ops/layer_norm.cpp backward: dy, h, dh (rows, cols); gamma (cols); mean, rstd (rows); dgamma, dbeta (cols,
+// rounded to P; dbeta may be null); dh = round_T(round_P(result)).
+template <typename T, typename P>
+void layer_norm_backward(const T* dy, const T* h, const P* gamma, const double* mean, const double* rstd, T* dh,
+                         P* dgamma, P* dbeta, std::int64_t rows, std::int64_t cols, PointStats dh_st,
                          PointStats dgamma_st, PointStats dbeta_st, cudaStream_t s);
 // The bias gradient db[j] = round(sum_i dz(i, j)) (dz (rows, cols)), one thread per column adding the rows in
 // order (as the CPU does), then unscaled and checked. (Fast mode sums with cuBLAS and rounds with round_gradient.)
@@ -146,8 +148,8 @@ void begin_step(DeviceScaler* scaler, DeviceEffects* cast_fx_now, DeviceEffects*
 void finish_backward(double* partials, int partial_count, DeviceScaler* scaler, DeviceStepOut* out, cudaStream_t s);
 // LossScaler::update for a whole trace of found_inf flags (tests): scale_after (steps)
 void scaler_trace(DeviceScaler* scaler, const int* found_inf, int steps, float* scale_after, cudaStream_t s);
-// ParamOptimizer::step on the unscaled gradients of up to 4 parameter tensors of a layer (weight, bias, LayerNorm
-// gamma and beta) in one launch, skipped when scaler->skipped. Per tensor: p (n) the parameters, g (n) their
+// ParamOptimizer::step on the unscaled gradients of up to 4 parameter tensors in one launch (the mlp lane: a layer's
+// weight and bias; the graph lane: a group's parameters of one gradient type), skipped when scaler->skipped. Per tensor: p (n) the parameters, g (n) their
 // gradients as produced (unscaled here as the checking kernels unscale them), buf1 / buf2 (n or null) the
 // optimizer state, copy (n, or null when C is M) the compute copy, written with the updated values; st.fx counts
 // that rounding (the next forward pass's cast), st.hist is the histogram of the parameters after the step,

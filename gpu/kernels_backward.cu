@@ -149,8 +149,8 @@ __global__ void activation_backward_kernel(const T* da, const T* z, const T* h, 
   tally.flush();
 }
 
-template <typename T>
-__global__ void layer_norm_backward_rows(const T* dy, const T* h, const T* gamma, const double* mean_in,
+template <typename T, typename P>
+__global__ void layer_norm_backward_rows(const T* dy, const T* h, const P* gamma, const double* mean_in,
                                          const double* rstd_in, T* dh, std::int64_t rows, std::int64_t n,
                                          PointStats st) {
   __shared__ unsigned bins[BlockHistogram::shared_size];
@@ -174,7 +174,9 @@ __global__ void layer_norm_backward_rows(const T* dy, const T* h, const T* gamma
       const double xhat = (to_double(h[i * n + j]) - mean) * rstd;
       const double dxhat = to_double(dy[i * n + j]) * to_double(gamma[j]);
       v = rstd / static_cast<double>(n) * (static_cast<double>(n) * dxhat - sum_dxhat - xhat * sum_dxhat_xhat);
-      dh[i * n + j] = from_double<T>(v);
+      const double promoted = to_double(from_double<P>(v));  // (as the forward: through P, then to T)
+      if constexpr (!std::is_same_v<P, T>) v = promoted;
+      dh[i * n + j] = from_double<T>(promoted);
       r = to_double(dh[i * n + j]);
     }
     tally.add(active, v, r);
@@ -183,12 +185,12 @@ __global__ void layer_norm_backward_rows(const T* dy, const T* h, const T* gamma
 }
 
 // One thread per column, rows in order (the CPU adds row after row).
-template <typename T>
-__global__ void layer_norm_backward_params(const T* dy, const T* h, const double* mean, const double* rstd, T* dgamma,
-                                           T* dbeta, std::int64_t rows, std::int64_t n, PointStats gamma_st,
+template <typename T, typename P>
+__global__ void layer_norm_backward_params(const T* dy, const T* h, const double* mean, const double* rstd, P* dgamma,
+                                           P* dbeta, std::int64_t rows, std::int64_t n, PointStats gamma_st,
                                            PointStats beta_st) {
   __shared__ unsigned bins[BlockHistogram::shared_size];  // (unused: these points have no histogram)
-  PointTally<T> gamma_tally(gamma_st, bins), beta_tally(beta_st, bins);
+  PointTally<P> gamma_tally(gamma_st, bins), beta_tally(beta_st, bins);
   const std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const bool active = j < n;
   double g = 0, b = 0, rg = 0, rb = 0;
@@ -198,13 +200,15 @@ __global__ void layer_norm_backward_params(const T* dy, const T* h, const double
       g += to_double(dy[i * n + j]) * xhat;
       b += to_double(dy[i * n + j]);
     }
-    dgamma[j] = from_double<T>(g);
-    dbeta[j] = from_double<T>(b);
+    dgamma[j] = from_double<P>(g);
     rg = to_double(dgamma[j]);
-    rb = to_double(dbeta[j]);
+    if (dbeta) {
+      dbeta[j] = from_double<P>(b);
+      rb = to_double(dbeta[j]);
+    }
   }
   gamma_tally.add(active, g, rg);
-  beta_tally.add(active, b, rb);
+  beta_tally.add(active && dbeta, b, rb);
   gamma_tally.flush();
   beta_tally.flush();
 }
@@ -293,9 +297,9 @@ void activation_backward(const T* da, const T* z, const T* h, T* dz, std::size_t
   MPSCOPE_LAUNCH_CHECK();
 }
 
-template <typename T>
-void layer_norm_backward(const T* dy, const T* h, const T* gamma, const double* mean, const double* rstd, T* dh,
-                         T* dgamma, T* dbeta, std::int64_t rows, std::int64_t cols, PointStats dh_st,
+template <typename T, typename P>
+void layer_norm_backward(const T* dy, const T* h, const P* gamma, const double* mean, const double* rstd, T* dh,
+                         P* dgamma, P* dbeta, std::int64_t rows, std::int64_t cols, PointStats dh_st,
                          PointStats dgamma_st, PointStats dbeta_st, cudaStream_t s) {
   dh_st.hist = dgamma_st.hist = dbeta_st.hist = nullptr;  // intermediate values, not a recorded tensor
   layer_norm_backward_rows<<<row_blocks(rows), row_threads, 0, s>>>(dy, h, gamma, mean, rstd, dh, rows, cols, dh_st);
@@ -330,14 +334,20 @@ void check_gradient(const T* g, std::size_t n, GradCheck check, cudaStream_t s) 
   template void loss_rows<T>(const T*, const std::int64_t*, const float*, std::int64_t, std::int64_t, int, int,       \
                              const float*, double*, T*, int*, PointStats, cudaStream_t);                               \
   template void activation_backward<T>(const T*, const T*, const T*, T*, std::size_t, int, PointStats, cudaStream_t);  \
-  template void layer_norm_backward<T>(const T*, const T*, const T*, const double*, const double*, T*, T*, T*,          \
-                                       std::int64_t, std::int64_t, PointStats, PointStats, PointStats, cudaStream_t);  \
   template void column_sums<T>(const T*, T*, std::int64_t, std::int64_t, PointStats, GradCheck, cudaStream_t);         \
   template void round_gradient<T>(const float*, T*, std::size_t, PointStats, GradCheck, cudaStream_t);                 \
   template void check_gradient<T>(const T*, std::size_t, GradCheck, cudaStream_t);
 MPSCOPE_BACKWARD(float)
 MPSCOPE_BACKWARD(__half)
 MPSCOPE_BACKWARD(__nv_bfloat16)
+#define MPSCOPE_LAYER_NORM_BACKWARD(T, P)                                                                           \
+  template void layer_norm_backward<T, P>(const T*, const T*, const P*, const double*, const double*, T*, P*, P*,      \
+                                          std::int64_t, std::int64_t, PointStats, PointStats, PointStats, cudaStream_t);
+MPSCOPE_LAYER_NORM_BACKWARD(float, float)
+MPSCOPE_LAYER_NORM_BACKWARD(__half, float)
+MPSCOPE_LAYER_NORM_BACKWARD(__nv_bfloat16, float)
+MPSCOPE_LAYER_NORM_BACKWARD(__half, __half)
+#undef MPSCOPE_LAYER_NORM_BACKWARD
 #undef MPSCOPE_BACKWARD
 
 }  // namespace mpscope::gpu::kernels

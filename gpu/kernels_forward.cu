@@ -1,5 +1,7 @@
 // Forward-pass kernels of GPU lanes: input gather, casts, bias, activations, LayerNorm, histograms (kernels.cuh).
 #include "gpu/check.cuh"
+#include <type_traits>
+
 #include "gpu/kernels.cuh"
 #include "gpu/kernels_common.cuh"
 #include "gpu/stats.cuh"
@@ -93,8 +95,10 @@ __global__ void activate_kernel(const T* z, T* out, std::size_t n, int a, PointS
 }
 
 // One thread per row, the CPU's order of additions; every thread of the block runs all `n` rounds (ballots).
-template <typename T>
-__global__ void layer_norm_forward_kernel(const T* h, const T* gamma, const T* beta, T* out, double* mean_out,
+// The result rounds to P (the promoted format) and then to T (RoundedOps::store_promoted_then): the counted
+// rounding is the narrowing one (from the double result when P is T, else from the P value).
+template <typename T, typename P>
+__global__ void layer_norm_forward_kernel(const T* h, const P* gamma, const P* beta, T* out, double* mean_out,
                                           double* rstd_out, std::int64_t rows, std::int64_t n, double eps,
                                           PointStats st) {
   __shared__ unsigned bins[BlockHistogram::shared_size];
@@ -114,8 +118,10 @@ __global__ void layer_norm_forward_kernel(const T* h, const T* gamma, const T* b
   for (std::int64_t j = 0; j < n; ++j) {
     double v = 0, r = 0;
     if (active) {
-      v = (to_double(h[i * n + j]) - mean) * rstd * to_double(gamma[j]) + to_double(beta[j]);
-      out[i * n + j] = from_double<T>(v);
+      v = (to_double(h[i * n + j]) - mean) * rstd * to_double(gamma[j]) + (beta ? to_double(beta[j]) : 0.0);
+      const double promoted = to_double(from_double<P>(v));
+      if constexpr (!std::is_same_v<P, T>) v = promoted;
+      out[i * n + j] = from_double<T>(promoted);
       r = to_double(out[i * n + j]);
     }
     tally.add(active, v, r);
@@ -164,8 +170,8 @@ void activate(const T* z, T* h, std::size_t n, int activation, PointStats st, cu
   MPSCOPE_LAUNCH_CHECK();
 }
 
-template <typename T>
-void layer_norm_forward(const T* h, const T* gamma, const T* beta, T* out, double* mean, double* rstd, std::int64_t rows,
+template <typename T, typename P>
+void layer_norm_forward(const T* h, const P* gamma, const P* beta, T* out, double* mean, double* rstd, std::int64_t rows,
                         std::int64_t cols, double eps, PointStats st, cudaStream_t s) {
   layer_norm_forward_kernel<<<row_blocks(rows), row_threads, 0, s>>>(h, gamma, beta, out, mean, rstd, rows, cols, eps, st);
   MPSCOPE_LAUNCH_CHECK();
@@ -185,8 +191,6 @@ void histogram(const T* v, std::size_t n, DeviceHistogram* hist, cudaStream_t s)
   template void cast<T, T>(const T*, T*, std::size_t, PointStats, cudaStream_t);                                        \
   template void bias_add<T>(const float*, const T*, T*, std::int64_t, std::int64_t, PointStats, cudaStream_t);          \
   template void activate<T>(const T*, T*, std::size_t, int, PointStats, cudaStream_t);                                  \
-  template void layer_norm_forward<T>(const T*, const T*, const T*, T*, double*, double*, std::int64_t, std::int64_t,    \
-                                      double, PointStats, cudaStream_t);                                                \
   template void histogram<T>(const T*, std::size_t, DeviceHistogram*, cudaStream_t);
 MPSCOPE_FORWARD(__half)
 MPSCOPE_FORWARD(__nv_bfloat16)
@@ -195,8 +199,14 @@ template void gather_input<float>(const float*, const BatchGather&, float*, Poin
 template void cast<float, float>(const float*, float*, std::size_t, PointStats, cudaStream_t);
 template void bias_add<float>(const float*, const float*, float*, std::int64_t, std::int64_t, PointStats, cudaStream_t);
 template void activate<float>(const float*, float*, std::size_t, int, PointStats, cudaStream_t);
-template void layer_norm_forward<float>(const float*, const float*, const float*, float*, double*, double*, std::int64_t,
-                                        std::int64_t, double, PointStats, cudaStream_t);
+#define MPSCOPE_LAYER_NORM_FORWARD(T, P)                                                                            \
+  template void layer_norm_forward<T, P>(const T*, const P*, const P*, T*, double*, double*, std::int64_t, std::int64_t, \
+                                         double, PointStats, cudaStream_t);
+MPSCOPE_LAYER_NORM_FORWARD(float, float)
+MPSCOPE_LAYER_NORM_FORWARD(__half, float)
+MPSCOPE_LAYER_NORM_FORWARD(__nv_bfloat16, float)
+MPSCOPE_LAYER_NORM_FORWARD(__half, __half)
+#undef MPSCOPE_LAYER_NORM_FORWARD
 template void histogram<float>(const float*, std::size_t, DeviceHistogram*, cudaStream_t);
 
 }  // namespace mpscope::gpu::kernels

@@ -20,6 +20,9 @@ GpuMlpLane<Tc, Tm>::GpuMlpLane(const sim::LaneConfig& c, const sim::ModelConfig&
                                const GpuLaneOptions& o)
     : device_(make_current(o.device)), config_(c), model_(m), options_(o), exact_(o.mode == GemmMode::exact),
       fp8_(c.recipe.name == "fp8") {
+  if (m.layer_norm)  // (make_gpu_lane sends these to GpuGraphLane)
+    throw GpuError("GPU lane " + c.name + ": the mlp lane has no LayerNorm; mlps with \"layer_norm\" run on the graph "
+                   "lane, whose LayerNorm keeps autocast's float32 parameters and output");
   if (!exact_) blas_ = std::make_unique<Blas>(stream_.get(), workspace_bytes);
   build_catalogue();
   if (fp8_) fp8_setup();
@@ -32,14 +35,14 @@ GpuMlpLane<Tc, Tm>::GpuMlpLane(const sim::LaneConfig& c, const sim::ModelConfig&
   const auto layers = static_cast<std::size_t>(m.layers());
   lost_offset_ = aligned(sizeof(kernels::DeviceStepOut));
   cast_flags_offset_ = aligned(lost_offset_ + layers * sizeof(unsigned long long));
-  flags_offset_ = aligned(cast_flags_offset_ + 4 * layers * sizeof(int));
+  flags_offset_ = aligned(cast_flags_offset_ + 2 * layers * sizeof(int));
   flag_slots_ = 24 * layers + 8;
-  cast_flags_next_ = DeviceBuffer<int>(4 * layers);
+  cast_flags_next_ = DeviceBuffer<int>(2 * layers);
   cast_flags_next_.zero(stream_.get());
   step_block_ = DeviceBuffer<char>(flags_offset_ + flag_slots_ * sizeof(int));
   step_block_.zero(stream_.get());
   step_block_host_ = PinnedBuffer<char>(step_block_.size());
-  grad_partials_ = DeviceBuffer<double>(4 * layers * kernels::grad_partial_slots);
+  grad_partials_ = DeviceBuffer<double>(2 * layers * kernels::grad_partial_slots);
   grad_partials_.zero(stream_.get());  // (then left zero by every step's end)
   eval_loss_ = DeviceBuffer<double>(1);
   cast_fx_next_ = DeviceBuffer<DeviceEffects>(tensors_.size());
@@ -83,30 +86,19 @@ typename GpuMlpLane<Tc, Tm>::Layer GpuMlpLane<Tc, Tm>::make_layer(int k, const s
   const std::size_t kk = n(k);
   L.in = model_.widths[kk];
   L.out = model_.widths[kk + 1];
-  L.norm = model_.layer_norm && k + 1 < model_.layers();
   L.w = DeviceBuffer<Tm>(n(L.in * L.out));
   L.b = DeviceBuffer<Tm>(n(L.out));
   const std::string name = "layer" + std::to_string(k + 1);  // the mlp's parameter names (sim/ops/graph.cpp)
   upload_master(L.w, init.at(name + ".weight").values, stream_.get());
   upload_master(L.b, init.at(name + ".bias").values, stream_.get());
-  if (L.norm) {
-    L.gamma = DeviceBuffer<Tm>(n(L.out));
-    L.beta = DeviceBuffer<Tm>(n(L.out));
-    upload_master(L.gamma, init.at(name + ".norm.weight").values, stream_.get());
-    upload_master(L.beta, init.at(name + ".norm.bias").values, stream_.get());
-  }
   if constexpr (has_copy) {
     L.wc = DeviceBuffer<Tc>(L.w.size());
     L.bc = DeviceBuffer<Tc>(L.b.size());
-    L.gammac = DeviceBuffer<Tc>(L.gamma.size());
-    L.betac = DeviceBuffer<Tc>(L.beta.size());
   }
   if (fp8_) fp8_layer_buffers(L);
   L.gw = DeviceBuffer<Tc>(L.w.size());
   L.gb = DeviceBuffer<Tc>(L.b.size());
-  L.gg = DeviceBuffer<Tc>(L.gamma.size());
-  L.gbe = DeviceBuffer<Tc>(L.beta.size());
-  for (auto* g : {&L.gw, &L.gb, &L.gg, &L.gbe}) g->zero(stream_.get());
+  for (auto* g : {&L.gw, &L.gb}) g->zero(stream_.get());
   const sim::OptimizerConfig& oc = config_.optimizer;
   const bool first = oc.type != sim::OptimizerConfig::Type::sgd || oc.momentum != 0;
   const bool second = oc.type != sim::OptimizerConfig::Type::sgd;
@@ -117,8 +109,6 @@ typename GpuMlpLane<Tc, Tm>::Layer GpuMlpLane<Tc, Tm>::make_layer(int k, const s
   };
   state(L.w1, L.w.size(), first), state(L.w2, L.w.size(), second);
   state(L.b1, L.b.size(), first), state(L.b2, L.b.size(), second);
-  state(L.g1, L.gamma.size(), first), state(L.g2, L.gamma.size(), second);
-  state(L.e1, L.beta.size(), first), state(L.e2, L.beta.size(), second);
   return L;
 }
 
@@ -142,17 +132,12 @@ typename GpuMlpLane<Tc, Tm>::Activations& GpuMlpLane<Tc, Tm>::activations(Activa
   std::int64_t widest = 0, largest_weight = 0;
   for (std::int64_t w : model_.widths) widest = std::max(widest, w);
   a.input = DeviceBuffer<Tc>(n(rows * model_.widths[0]));
-  bool any_norm = false;
   for (std::size_t k = 0; k < layers_.size(); ++k) {
     const Layer& L = layers_[k];
     const bool last = k + 1 == layers_.size();
     largest_weight = std::max(largest_weight, L.in * L.out);
-    any_norm = any_norm || L.norm;
     a.z.emplace_back(keeps_z(k) ? n(rows * L.out) : 0);
     a.h.emplace_back(last ? 0 : n(rows * L.out));
-    a.out.emplace_back(L.norm ? n(rows * L.out) : 0);
-    a.mean.emplace_back(L.norm ? n(rows) : 0);
-    a.rstd.emplace_back(L.norm ? n(rows) : 0);
   }
   // float32 GEMM results: exact mode's outputs (rows, widest) and weight gradients (out, in) before rounding
   std::int64_t scratch = exact_ || fp8_ ? rows * widest : 0;
@@ -162,7 +147,6 @@ typename GpuMlpLane<Tc, Tm>::Activations& GpuMlpLane<Tc, Tm>::activations(Activa
   if (training) {
     for (auto& g : a.gz) g = DeviceBuffer<Tc>(n(rows * widest));
     a.da = DeviceBuffer<Tc>(n(rows * widest));
-    if (any_norm) a.dh = DeviceBuffer<Tc>(n(rows * widest));
     if (!exact_) {
       const DeviceBuffer<float> one = [&] {
         DeviceBuffer<float> b(n(rows));
@@ -326,7 +310,7 @@ void GpuMlpLane<Tc, Tm>::read_weights(sim::LayerValues& out) const {
     const Layer& L = layers_[k];
     std::vector<double>& v = out[k];
     v.clear();
-    for (const auto* p : {&L.w, &L.b, &L.gamma, &L.beta}) {
+    for (const auto* p : {&L.w, &L.b}) {
       const std::vector<float> f = download_as_float(p->get(), p->size(), stream_.get());
       v.insert(v.end(), f.begin(), f.end());
     }
@@ -341,7 +325,7 @@ void GpuMlpLane<Tc, Tm>::read_gradients(sim::LayerValues& out) const {
     const Layer& L = layers_[k];
     std::vector<double>& v = out[k];
     v.clear();
-    for (const auto* p : {&L.gw, &L.gb, &L.gg, &L.gbe}) {
+    for (const auto* p : {&L.gw, &L.gb}) {
       std::vector<float> g = download_as_float(p->get(), p->size(), stream_.get());
       unscale_on_host(g, last_scale_used_, config_.recipe.master_gradients);
       v.insert(v.end(), g.begin(), g.end());

@@ -1,8 +1,9 @@
-// Internal: the GPU lane, the CUDA twin of sim/graph_lane.hpp on an mlp. Tc is the compute format (activations, gradients, the
-// GEMM inputs), Tm the master format (weights and optimizer state): <float, float> fp32, <__half, float> fp16-amp,
-// <__nv_bfloat16, float> bf16-amp, <__half, __half> fp16-pure; fp8 is <float, float> with the GEMM inputs quantized
-// (mlp_fp8.cu). mlp_lane.cu holds the set-up and the step's host side, mlp_passes.cu the device work of a step
-// (forward, loss, backward, update).
+// Internal: the GPU lane, the CUDA twin of sim/graph_lane.hpp on an mlp without LayerNorm (mlps with LayerNorm run on
+// GpuGraphLane, gpu/graph_lane.cuh, whose LayerNorm keeps autocast's float32 parameters and output). Tc is the compute
+// format (activations, gradients, the GEMM inputs), Tm the master format (weights and optimizer state): <float, float>
+// fp32, <__half, float> fp16-amp, <__nv_bfloat16, float> bf16-amp, <__half, __half> fp16-pure; fp8 is <float, float>
+// with the GEMM inputs quantized (mlp_fp8.cu). mlp_lane.cu holds the set-up and the step's host side, mlp_passes.cu
+// the device work of a step (forward, loss, backward, update).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -48,19 +49,16 @@ class GpuMlpLane final : public sim::Lane {
 
   struct Layer {
     std::int64_t in = 0, out = 0;
-    bool norm = false;                             // LayerNorm after the activation
-    DeviceBuffer<Tm> w, b, gamma, beta;            // master: (out, in), (out), (out), (out)
-    DeviceBuffer<Tc> wc, bc, gammac, betac;        // compute copies (AMP only), written by the update
-    DeviceBuffer<Tc> gw, gb, gg, gbe;              // gradients as produced, scaled: (out, in), (out), (out), (out)
-    DeviceBuffer<Tm> w1, w2, b1, b2, g1, g2, e1, e2;  // optimizer state (momentum / exp_avg, exp_avg_sq)
+    DeviceBuffer<Tm> w, b;                         // master: (out, in), (out)
+    DeviceBuffer<Tc> wc, bc;                       // compute copies (AMP only), written by the update
+    DeviceBuffer<Tc> gw, gb;                       // gradients as produced, scaled: (out, in), (out)
+    DeviceBuffer<Tm> w1, w2, b1, b2;               // optimizer state (momentum / exp_avg, exp_avg_sq)
     DeviceBuffer<float> wq;                        // fp8 exact: the quantized weight (out, in), E4M3 values
     Fp8Bytes wq8, wq8t;                            // fp8 fast: E4M3 bytes (out16, in16) and transposed (in16, out16)
     // The parameters in the compute format: the copies, or the masters themselves.
     const Tc* weight_c() const { return compute(wc, w); }
     const Tc* bias_c() const { return compute(bc, b); }
-    const Tc* gamma_c() const { return compute(gammac, gamma); }
-    const Tc* beta_c() const { return compute(betac, beta); }
-    std::int64_t parameters() const { return in * out + out + static_cast<std::int64_t>(gamma.size() + beta.size()); }
+    std::int64_t parameters() const { return in * out + out; }
 
    private:
     static const Tc* compute(const DeviceBuffer<Tc>& copy, const DeviceBuffer<Tm>& master) {
@@ -74,11 +72,10 @@ class GpuMlpLane final : public sim::Lane {
     std::int64_t rows = -1;
     bool training = false;
     DeviceBuffer<Tc> input;                       // (rows, in0) the network input after its cast
-    std::vector<DeviceBuffer<Tc>> z, h, out;      // per layer (rows, out): pre-activation (when kept), activation
-                                                  // (hidden layers), LayerNorm output (normed layers)
-    std::vector<DeviceBuffer<double>> mean, rstd;  // per normed layer (rows)
+    std::vector<DeviceBuffer<Tc>> z, h;           // per layer (rows, out): pre-activation (when kept), activation
+                                                  // (hidden layers)
     DeviceBuffer<float> scratch;                  // float32 GEMM results: exact mode's, and weight gradients
-    DeviceBuffer<Tc> gz[2], da, dh;               // (rows, widest): d loss/d z (layer k in gz[k % 2]), d loss/d a
+    DeviceBuffer<Tc> gz[2], da;                   // (rows, widest): d loss/d z (layer k in gz[k % 2]), d loss/d a
     DeviceBuffer<Tc> ones;                        // (rows) fast mode: bias gradients are ones · gz
     DeviceBuffer<float> bias32;                   // (widest) ... in float32, before their rounding
     DeviceBuffer<double> terms;                   // (rows) or (rows, outputs) the loss terms
@@ -94,9 +91,7 @@ class GpuMlpLane final : public sim::Lane {
     Fp8Bytes gq8, gq8t;
     bool has_labels = false, has_targets = false;
     // The output of layer k (the next layer's input).
-    const Tc* output(std::size_t k) const {
-      return out[k].size() ? out[k].get() : (h[k].size() ? h[k].get() : z[k].get());
-    }
+    const Tc* output(std::size_t k) const { return h[k].size() ? h[k].get() : z[k].get(); }
   };
 
   // Where a pass's statistics go: recorded steps everything, other steps only the inf/NaN flags, evaluation
@@ -172,12 +167,12 @@ class GpuMlpLane final : public sim::Lane {
   kernels::OptimizerConstants* constants() const { return reinterpret_cast<kernels::OptimizerConstants*>(inputs_.get()); }
   std::int64_t* step_rows() const { return reinterpret_cast<std::int64_t*>(inputs_.get() + rows_offset); }
   // The per-step block the host reads back: DeviceStepOut, then lost updates per layer, then the inf/NaN flags of
-  // this step's weight casts (4 per layer: weight, bias, gamma, beta; made by the last update), then the inf/NaN
-  // flag of every rounding point in the step's order.
+  // this step's weight casts (2 per layer: weight, bias; made by the last update), then the inf/NaN flag of every
+  // rounding point in the step's order.
   DeviceBuffer<char> step_block_;
   PinnedBuffer<char> step_block_host_;
   std::size_t lost_offset_ = 0, cast_flags_offset_ = 0, flags_offset_ = 0, flag_slots_ = 0;
-  DeviceBuffer<int> cast_flags_next_;  // 4 per layer, raised by the update for the next step
+  DeviceBuffer<int> cast_flags_next_;  // 2 per layer, raised by the update for the next step
   // The rounding points of a step in the order the CPU lane meets them (phase: 0 the passes, 1 unscaling, 2 the
   // updated weights; rank within the phase), each with a flag slot; registered as the step's work is issued.
   struct Point {

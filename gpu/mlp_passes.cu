@@ -55,18 +55,14 @@ void GpuMlpLane<Tc, Tm>::initial_casts() {
     const int layer = static_cast<int>(k);
     const auto stats = [&](Kind kind, int parameter) {
       return PointStats{counts ? cast_fx_next_.get() + tensor(layer, kind) : nullptr, nullptr,
-                        cast_flags_next_.get() + 4 * layer + parameter};
+                        cast_flags_next_.get() + 2 * layer + parameter};
     };
     if constexpr (has_copy) {
       kernels::cast<Tm, Tc>(L.w.get(), L.wc.get(), L.w.size(), stats(weight, 0), stream_.get());
       kernels::cast<Tm, Tc>(L.b.get(), L.bc.get(), L.b.size(), stats(bias, 1), stream_.get());
-      kernels::cast<Tm, Tc>(L.gamma.get(), L.gammac.get(), L.gamma.size(), stats(weight, 2), stream_.get());
-      kernels::cast<Tm, Tc>(L.beta.get(), L.betac.get(), L.beta.size(), stats(bias, 3), stream_.get());
     } else {  // the cast is the identity, but the CPU lane counts it (fp16-pure) and checks it
       kernels::cast<Tc, Tc>(L.w.get(), L.w.get(), L.w.size(), stats(weight, 0), stream_.get());
       kernels::cast<Tc, Tc>(L.b.get(), L.b.get(), L.b.size(), stats(bias, 1), stream_.get());
-      kernels::cast<Tc, Tc>(L.gamma.get(), L.gamma.get(), L.gamma.size(), stats(weight, 2), stream_.get());
-      kernels::cast<Tc, Tc>(L.beta.get(), L.beta.get(), L.beta.size(), stats(bias, 3), stream_.get());
     }
   }
 }
@@ -111,7 +107,7 @@ void GpuMlpLane<Tc, Tm>::forward(Activations& a, const Stats& s) {
     const bool last = k + 1 == layers_.size();
     const auto n = static_cast<std::size_t>(rows * L.out);
     const auto weight_cast = [&](Kind kind, int parameter) {  // made by the last update; its flag is in the block
-      flag_slot(s, tensors_[tensor(layer, kind)].name, 0, static_cast<int>(next_point_), false, 4 * layer + parameter);
+      flag_slot(s, tensors_[tensor(layer, kind)].name, 0, static_cast<int>(next_point_), false, 2 * layer + parameter);
     };
     weight_cast(weight, 0);
     // z = round(in · Wᵀ + b)   (rows, out): the bias added to the float32 accumulator, one rounding
@@ -128,19 +124,12 @@ void GpuMlpLane<Tc, Tm>::forward(Activations& a, const Stats& s) {
       const bool fused_relu = !keeps_z(k);  // (hidden ReLU layers) h = relu(in · Wᵀ + b) in one rounding
       blas_->gemm(false, true, rows, L.out, L.in, in, L.in, L.weight_c(), L.in, fused_relu ? a.h[k].get() : a.z[k].get(),
                   cuda_type<Tc>, cuda_type<Tc>, fused_relu ? Epilogue::relu_bias : Epilogue::bias, L.bias_c());
-      if (s.recording && (last || (fused_relu && !L.norm)))  // cuBLAS wrote the recorded values: histogram them
+      if (s.recording && (last || fused_relu))  // cuBLAS wrote the recorded values: histogram them
         kernels::histogram(last ? a.z[k].get() : a.h[k].get(), n, s.histograms + act, stream);
     }
     if (last) break;
-    // h = round(act(z)), then round(LayerNorm(h))
-    if (keeps_z(k)) kernels::activate<Tc>(a.z[k].get(), a.h[k].get(), n, activation_kind, point(s, act, !L.norm), stream);
-    if (L.norm) {
-      weight_cast(weight, 2);
-      weight_cast(bias, 3);
-    }
-    if (L.norm)
-      kernels::layer_norm_forward<Tc>(a.h[k].get(), L.gamma_c(), L.beta_c(), a.out[k].get(), a.mean[k].get(), a.rstd[k].get(),
-                                      rows, L.out, model_.layer_norm_eps, point(s, act, true), stream);
+    // h = round(act(z))
+    if (keeps_z(k)) kernels::activate<Tc>(a.z[k].get(), a.h[k].get(), n, activation_kind, point(s, act, true), stream);
     in = a.output(k);
   }
 }
@@ -183,16 +172,16 @@ void GpuMlpLane<Tc, Tm>::backward(Activations& a, const Stats& s) {
       blas_->gemm(true, false, L.out, L.in, rows, gz, L.out, in, L.in, dw32, cuda_type<Tc>, CUDA_R_32F);
     }
     kernels::round_gradient<Tc>(dw32, L.gw.get(), L.gw.size(), point(s, tensor(k, weight_grad), true),
-                                grad_check(4 * k, s, tensor(k, weight_grad)), stream);
+                                grad_check(2 * k, s, tensor(k, weight_grad)), stream);
     // db = round(sum over rows of gz): in the CPU's order (exact, and short batches), or by cuBLAS as ones · gz
     // in float32 (fast mode's long batches, where one thread per column would take long)
     if (exact_ || rows <= short_batch) {
       kernels::column_sums<Tc>(gz, L.gb.get(), rows, L.out, point(s, tensor(k, bias_grad), true),
-                               grad_check(4 * k + 1, s, tensor(k, bias_grad)), stream);
+                               grad_check(2 * k + 1, s, tensor(k, bias_grad)), stream);
     } else {
       blas_->gemm(false, false, 1, L.out, rows, a.ones.get(), rows, gz, L.out, a.bias32.get(), cuda_type<Tc>, CUDA_R_32F);
       kernels::round_gradient<Tc>(a.bias32.get(), L.gb.get(), L.gb.size(), point(s, tensor(k, bias_grad), true),
-                                  grad_check(4 * k + 1, s, tensor(k, bias_grad)), stream);
+                                  grad_check(2 * k + 1, s, tensor(k, bias_grad)), stream);
     }
     if (k == 0) break;
 
@@ -206,19 +195,9 @@ void GpuMlpLane<Tc, Tm>::backward(Activations& a, const Stats& s) {
     } else {
       blas_->gemm(false, false, rows, L.in, L.out, gz, L.out, L.weight_c(), L.in, a.da.get(), cuda_type<Tc>, cuda_type<Tc>);
     }
-    const Tc* upstream = a.da.get();
-    if (P.norm) {  // the CPU stores dgamma and dbeta, then dh
-      const PointStats dgamma = point(s, tensor(k - 1, weight_grad), false), dbeta = point(s, tensor(k - 1, bias_grad), false);
-      const PointStats dh = point(s, below, false);
-      kernels::layer_norm_backward<Tc>(a.da.get(), a.h[p].get(), P.gamma_c(), a.mean[p].get(), a.rstd[p].get(), a.dh.get(),
-                                       P.gg.get(), P.gbe.get(), rows, P.out, dh, dgamma, dbeta, stream);
-      kernels::check_gradient<Tc>(P.gg.get(), P.gg.size(), grad_check(4 * (k - 1) + 2, s, tensor(k - 1, weight_grad)), stream);
-      kernels::check_gradient<Tc>(P.gbe.get(), P.gbe.size(), grad_check(4 * (k - 1) + 3, s, tensor(k - 1, bias_grad)), stream);
-      upstream = a.dh.get();
-    }
-    // gz of the layer below = round(upstream * act'(z))
+    // gz of the layer below = round(da * act'(z))
     const Tc* z = keeps_z(p) ? a.z[p].get() : a.h[p].get();
-    kernels::activation_backward<Tc>(upstream, z, a.h[p].get(), a.gz[(k - 1) % 2].get(), static_cast<std::size_t>(rows * P.out),
+    kernels::activation_backward<Tc>(a.da.get(), z, a.h[p].get(), a.gz[(k - 1) % 2].get(), static_cast<std::size_t>(rows * P.out),
                                      activation_kind, point(s, below, true), stream);
   }
 }
@@ -242,13 +221,11 @@ void GpuMlpLane<Tc, Tm>::update(const Stats& s) {
     };
     Tc* const no_copy = nullptr;
     const auto copy = [&](DeviceBuffer<Tc>& c) { return has_copy ? c.get() : no_copy; };
-    int* const cast_flag = cast_flags_next_.get() + 4 * k;
+    int* const cast_flag = cast_flags_next_.get() + 2 * k;
     kernels::OptimizerTensors<Tc, Tm, Tc> t;
     t.t[0] = {L.w.get(), L.gw.get(), L.w1.get(), L.w2.get(), copy(L.wc), L.w.size(), stats(weight, true), cast_flag};
     t.t[1] = {L.b.get(), L.gb.get(), L.b1.get(), L.b2.get(), copy(L.bc), L.b.size(), stats(bias, true), cast_flag + 1};
-    t.t[2] = {L.gamma.get(), L.gg.get(), L.g1.get(), L.g2.get(), copy(L.gammac), L.gamma.size(), stats(weight, false), cast_flag + 2};
-    t.t[3] = {L.beta.get(), L.gbe.get(), L.e1.get(), L.e2.get(), copy(L.betac), L.beta.size(), stats(bias, false), cast_flag + 3};
-    t.count = 4;  // (gamma and beta are empty without LayerNorm)
+    t.count = 2;
     kernels::optimizer_step<Tc, Tm, Tc>(t, constants(), scaler_.get(), master, lost + k, stream);
   }
 }

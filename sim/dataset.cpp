@@ -339,16 +339,35 @@ std::vector<std::int64_t> integers(const NpyArray& a, const std::string& what) {
   return out;
 }
 
-void set_labels(Dataset& d, std::vector<std::int64_t> labels, const std::string& what) {
-  if (static_cast<std::int64_t>(labels.size()) != d.size())
-    throw DataError(what + ": " + std::to_string(labels.size()) + " labels for " + std::to_string(d.size()) + " rows");
+void set_labels(Dataset& d, std::vector<std::int64_t> labels, const std::string& what, std::int64_t positions = 1) {
+  if (static_cast<std::int64_t>(labels.size()) != d.size() * positions)
+    throw DataError(what + ": " + std::to_string(labels.size()) + " labels for " + std::to_string(d.size()) + " rows" +
+                    (positions > 1 ? " of " + std::to_string(positions) + " positions" : ""));
   std::int64_t max = -1;
   for (std::size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0) throw DataError(what + ": label " + std::to_string(labels[i]) + " at row " + std::to_string(i) + " is negative");
     max = std::max(max, labels[i]);
   }
   d.labels = std::move(labels);
+  d.label_positions = positions;
   d.classes = max + 1;
+}
+
+// Token ids (n, T) of integer x: stored as floats (exact below 2^24).
+Matrix<float> token_matrix(const NpyArray& a, const std::string& what, std::int64_t& vocab) {
+  if (a.shape.size() != 2 || a.shape[0] <= 0 || a.shape[1] <= 0)
+    throw DataError(what + ": integer inputs are token ids, expected a non-empty (n, T) array, found shape " + a.shape_string());
+  const std::vector<std::int64_t> ids = integers(a, what);
+  Matrix<float> x(a.shape[0], a.shape[1]);
+  vocab = 0;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (ids[i] < 0 || ids[i] >= (std::int64_t{1} << 24))
+      throw DataError(what + ": token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) +
+                      " is outside 0 .. 2^24-1");
+    x.data[i] = static_cast<float>(ids[i]);
+    vocab = std::max(vocab, ids[i] + 1);
+  }
+  return x;
 }
 
 }  // namespace
@@ -358,9 +377,27 @@ Dataset load_npz_dataset(const std::filesystem::path& path, const std::string& x
   const NpzFile npz(path);
   Dataset d;
   const std::string p = where(path) + ":";
-  d.x = input_matrix(npz.read(x_key), p + x_key, d.sample_shape);
+  const NpyArray x = npz.read(x_key);
+  const bool tokens = x.dtype != DType::float32 && x.dtype != DType::float64;
+  if (tokens) {
+    d.x = token_matrix(x, p + x_key, d.vocab);
+    d.sample_shape = {d.x.cols};
+  } else {
+    d.x = input_matrix(x, p + x_key, d.sample_shape);
+  }
   const NpyArray y = npz.read(y_key);
-  if (y.dtype == DType::float32 || y.dtype == DType::float64) {
+  if (tokens) {
+    const bool per_position = y.shape.size() == 2;
+    if (y.dtype == DType::float32 || y.dtype == DType::float64 || (y.shape.size() != 1 && !per_position) ||
+        (per_position && (y.shape[0] != d.size() || y.shape[1] != d.x.cols)))
+      throw DataError(p + y_key + ": with token ids " + x.shape_string() + " in " + x_key +
+                      ", expected integer targets of shape (" + std::to_string(d.size()) + ", " + std::to_string(d.x.cols) +
+                      ") (one per position) or (" + std::to_string(d.size()) + ",), found " +
+                      std::string(to_string(y.dtype)) + " " + y.shape_string());
+    set_labels(d, integers(y, p + y_key), p + y_key, per_position ? d.x.cols : 1);
+    d.vocab = std::max(d.vocab, d.classes);
+    if (per_position) d.classes = d.vocab;
+  } else if (y.dtype == DType::float32 || y.dtype == DType::float64) {
     d.targets = float_matrix(y, p + y_key);
     if (d.targets.rows != d.size())
       throw DataError(p + y_key + ": " + std::to_string(d.targets.rows) + " targets for " + std::to_string(d.size()) + " rows of " + x_key);
@@ -492,7 +529,10 @@ Batch Batcher::batch(std::int64_t step) {
   for (std::int64_t i = 0; i < batch_size_; ++i)
     std::copy(data_.x.row(rows[static_cast<std::size_t>(i)]), data_.x.row(rows[static_cast<std::size_t>(i)]) + data_.features(), b.x.row(i));
   if (data_.classification()) {
-    for (auto r : rows) b.labels.push_back(data_.labels[static_cast<std::size_t>(r)]);
+    const auto per = static_cast<std::size_t>(data_.label_positions);
+    for (auto r : rows)
+      b.labels.insert(b.labels.end(), data_.labels.begin() + static_cast<std::ptrdiff_t>(static_cast<std::size_t>(r) * per),
+                      data_.labels.begin() + static_cast<std::ptrdiff_t>((static_cast<std::size_t>(r) + 1) * per));
   } else {
     b.targets = Matrix<float>(batch_size_, data_.targets.cols);
     for (std::int64_t i = 0; i < batch_size_; ++i)

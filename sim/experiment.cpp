@@ -23,7 +23,7 @@ std::string rounding_text(Rounding r) { return std::string(to_string(r)); }
 
 DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
   DataConfig d;
-  d.source = o.choice("source", {"spiral", "circles", "xor", "blobs", "sine", "images", "npz", "csv"});
+  d.source = o.choice("source", {"spiral", "circles", "xor", "blobs", "sine", "images", "tokens", "text", "npz", "csv"});
   const auto positive = [&](const std::string& key, std::int64_t fallback) {
     const std::int64_t v = o.integer(key, fallback);
     if (v <= 0) o.fail(key, "must be positive, got " + std::to_string(v));
@@ -74,10 +74,23 @@ DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
                                        std::to_string(d.width) + " is more than 2^31 values");
       values *= f;
     }
+  } else if (d.source == "tokens") {
+    d.task = o.choice("task", token_tasks, "markov");
+    d.vocab_size = positive("vocab_size", 16);
+    d.length = positive("length", 32);
+    d.sequences = positive("sequences", 1024);
+    const std::string problem = check_token_task(d.task, d.vocab_size, d.length, d.sequences);  // "key: what is wrong"
+    if (!problem.empty()) {
+      const auto colon = problem.find(": ");
+      o.fail(problem.substr(0, colon), problem.substr(colon + 2));
+    }
+  } else if (d.source == "text") {
+    d.length = positive("length", 32);
+    d.sequences = o.has("sequences") ? positive("sequences", 0) : 0;  // 0: every window of the file
   }
-  if (d.source != "npz" && d.source != "csv") {
-    d.scale = o.number("scale", 1.0);
-  } else {
+  const bool file = d.source == "text" || d.source == "npz" || d.source == "csv";
+  if (!file && d.source != "tokens") d.scale = o.number("scale", 1.0);  // (token ids are not scaled)
+  if (file) {
     const std::string p = o.text("path");
     d.path = std::filesystem::path(p).is_absolute() ? std::filesystem::path(p) : base / p;
     if (!std::filesystem::exists(d.path)) o.fail("path", d.path.string() + " does not exist");
@@ -85,7 +98,7 @@ DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
       d.x = o.text("x", "X");
       d.y = o.text("y", "Y");
       d.batch_index = o.text("batch_index", "");
-    } else {
+    } else if (d.source == "csv") {
       d.label = o.text("label", "");
       if (o.has("targets")) d.targets = o.value("targets").get<std::vector<std::string>>();
       if (o.has("inputs")) d.inputs = o.value("inputs").get<std::vector<std::string>>();
@@ -378,7 +391,14 @@ json resolved_json(const Experiment& e) {
   if (e.data.source == "images")
     d.update({{"classes", e.data.classes}, {"points_per_class", e.data.points_per_class}, {"channels", e.data.channels},
               {"height", e.data.height}, {"width", e.data.width}, {"noise", e.data.noise}});
-  if (e.data.source != "npz" && e.data.source != "csv") d["scale"] = e.data.scale;
+  if (e.data.source == "tokens")
+    d.update({{"task", e.data.task}, {"vocab_size", e.data.vocab_size}, {"length", e.data.length}, {"sequences", e.data.sequences}});
+  if (e.data.source == "text") {
+    d.update({{"path", e.data.path.string()}, {"length", e.data.length}});
+    if (e.data.sequences > 0) d["sequences"] = e.data.sequences;  // absent: every window (the count depends on the file)
+  }
+  if (e.data.source != "tokens" && e.data.source != "text" && e.data.source != "npz" && e.data.source != "csv")
+    d["scale"] = e.data.scale;
   if (e.data.source == "npz") d.update({{"path", e.data.path.string()}, {"x", e.data.x}, {"y", e.data.y}, {"batch_index", e.data.batch_index}});
   if (e.data.source == "csv") d.update({{"path", e.data.path.string()}, {"label", e.data.label}, {"targets", e.data.targets}, {"inputs", e.data.inputs}});
   j["data"] = d;
@@ -461,6 +481,8 @@ Prepared prepare(const Experiment& e) {
     if (d.source == "blobs") p.data = make_blobs(d.classes, d.points_per_class, d.features, d.spread, e.seed);
     if (d.source == "sine") p.data = make_sine(d.points, d.noise, d.amplitude, e.seed);
     if (d.source == "images") p.data = make_images(d.classes, d.points_per_class, d.channels, d.height, d.width, d.noise, e.seed);
+    if (d.source == "tokens") p.data = make_token_task(d.task, d.vocab_size, d.length, d.sequences, e.seed);
+    if (d.source == "text") p.data = load_text_dataset(d.path, d.length, d.sequences);
     if (d.source == "npz") p.data = load_npz_dataset(d.path, d.x, d.y, d.batch_index);
     if (d.source == "csv") p.data = load_csv_dataset(d.path, d.label, d.targets, d.inputs);
     if (d.scale != 1.0)

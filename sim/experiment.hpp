@@ -16,12 +16,16 @@
 namespace mpscope::sim {
 
 struct DataConfig {
-  std::string source = "spiral";  // spiral, circles, xor, blobs, sine, images, npz, csv
+  std::string source = "spiral";  // spiral, circles, xor, blobs, sine, images, tokens, text, npz, csv
   std::int64_t classes = 3, points_per_class = 300, points = 600, features = 2;
   std::int64_t channels = 1, height = 16, width = 16;  // images
   double noise = 0.2, factor = 0.5, spread = 1.0, amplitude = 1.0;
   double scale = 1.0;  // synthetic sets: every input feature multiplied by it (un-normalized data)
-  std::filesystem::path path;                 // npz, csv: resolved against the experiment's folder
+  std::string task = "markov";                // tokens: markov, copy, reverse, modular_add
+  std::int64_t vocab_size = 16;               // tokens
+  std::int64_t length = 32;                   // tokens, text: tokens per sample (T)
+  std::int64_t sequences = 1024;              // tokens: samples; text: 0 = every window
+  std::filesystem::path path;                 // text, npz, csv: resolved against the experiment's folder
   std::string x = "X", y = "Y", batch_index;  // npz keys ("" batch_index: shuffle)
   std::string label;                          // csv: the class column
   std::vector<std::string> targets, inputs;   // csv: regression columns; input columns (default: the rest)

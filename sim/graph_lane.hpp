@@ -125,7 +125,7 @@ class GraphLane final : public Lane {
     Evaluation e;
     if (model_.loss == LossType::cross_entropy || !data.labels.empty()) e.accuracy = 0.0;
     double loss_sum = 0, last_loss = 0;
-    std::int64_t correct = 0;
+    std::int64_t correct = 0, predictions = 0;
     for (std::int64_t begin = 0; begin < rows; begin += chunk) {
       const std::int64_t end = std::min(rows, begin + chunk);
       const Batch part = chunk >= rows ? Batch{} : slice(data, begin, end);
@@ -137,10 +137,11 @@ class GraphLane final : public Lane {
       loss_sum += l.loss * static_cast<double>(end - begin);
       last_loss = l.loss;
       correct += l.correct;
+      predictions += l.predictions;
     }
     ops_.restore_random_state(saved_stream);
     e.loss = chunk >= rows ? last_loss : to_double(ops_.loss_value(W(loss_sum / static_cast<double>(rows))));
-    if (e.accuracy) e.accuracy = static_cast<double>(correct) / static_cast<double>(rows);
+    if (e.accuracy) e.accuracy = static_cast<double>(correct) / static_cast<double>(std::max<std::int64_t>(1, predictions));
     return e;
   }
 
@@ -157,7 +158,11 @@ class GraphLane final : public Lane {
   void forward(const Matrix<float>& x, bool training) {
     std::vector<W> wide(x.data.begin(), x.data.end());
     acts_[0] = Matrix<T>(x.rows, x.cols);
-    ops_.store(Role::activations, 0, wide, acts_[0].values(), log_);
+    if (graph_.tokens) {  // token ids: read by the embedding as they are
+      std::copy(wide.begin(), wide.end(), acts_[0].data.begin());
+    } else {
+      ops_.store(Role::activations, 0, wide, acts_[0].values(), log_);
+    }
     for (std::size_t i = 0; i < ops_list_.size(); ++i) {
       OpContext<Ops> cx = context(static_cast<int>(i));
       ops_list_[i]->forward(cx, acts_[i], acts_[i + 1], training);
@@ -176,7 +181,7 @@ class GraphLane final : public Lane {
       if (dx && residual_grad[i]) {
         std::vector<W> wide(dx->data.size());
         for (std::size_t k = 0; k < wide.size(); ++k) wide[k] = W(dx->data[k]) + W(residual_grad[i]->data[k]);
-        ops_.store(Role::gradients, graph_.input_grad_tensor(static_cast<int>(i)), wide, dx->values(), log_);
+        ops_.store(cx.in_grad_role, graph_.input_grad_tensor(static_cast<int>(i)), wide, dx->values(), log_);
       }
     }
   }
@@ -186,7 +191,9 @@ class GraphLane final : public Lane {
     const Node& n = graph_.nodes[static_cast<std::size_t>(node)];
     const Group& g = graph_.groups[static_cast<std::size_t>(n.group)];
     const Matrix<T>* residual = n.residual >= 0 ? &acts_[static_cast<std::size_t>(n.residual)] : nullptr;
-    return {ops_, log_, in, graph_.output_tensor(node), g.activation_grad, graph_.input_grad_tensor(node), residual};
+    return {ops_,     log_,     in, graph_.output_tensor(node), g.activation_grad, graph_.input_grad_tensor(node), residual,
+            n.promoted ? Role::promoted : Role::activations, n.promoted_input ? Role::promoted : Role::gradients,
+            n.promoted_input};
   }
 
   // master = grad * inv_scale: in the master format (AMP: fp32) or, without master gradients, the gradient format.
@@ -219,6 +226,10 @@ class GraphLane final : public Lane {
     if (index == 0) return acts_[0].values();
     const TensorInfo& t = tensors_[index];
     const Group& g = graph_.groups[static_cast<std::size_t>(t.layer)];
+    if (t.kind == "attention_scores" || t.kind == "attention_probs")
+      for (std::size_t i = static_cast<std::size_t>(g.first_node); i < graph_.nodes.size(); ++i)
+        if (graph_.nodes[i].spec.type == LayerSpec::Type::causal_attention && graph_.nodes[i].group == t.layer)
+          return ops_list_[i]->internal_values(index);
     const auto& params = ops_list_[static_cast<std::size_t>(g.first_node)]->params();
     if (t.kind == "weight") return params[0].master;
     if (t.kind == "bias") return params[1].master;

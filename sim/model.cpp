@@ -31,6 +31,9 @@ std::string_view to_string(LayerSpec::Type t) {
     case T::layer_norm: return "layer_norm";
     case T::batch_norm2d: return "batch_norm2d";
     case T::add: return "add";
+    case T::embedding: return "embedding";
+    case T::position_embedding: return "position_embedding";
+    case T::causal_attention: return "causal_attention";
   }
   return "?";
 }
@@ -66,7 +69,10 @@ Batch slice(const Batch& b, std::int64_t begin, std::int64_t end) {
     s.x = Matrix<float>(end - begin, b.x.cols);
     std::copy(b.x.row(begin), b.x.row(end - 1) + b.x.cols, s.x.data.begin());
   }
-  if (!b.labels.empty()) s.labels.assign(b.labels.begin() + begin, b.labels.begin() + end);
+  if (!b.labels.empty()) {
+    const std::int64_t per = static_cast<std::int64_t>(b.labels.size()) / b.x.rows;  // labels per sample
+    s.labels.assign(b.labels.begin() + begin * per, b.labels.begin() + end * per);
+  }
   if (b.targets.rows > 0) {
     s.targets = Matrix<float>(end - begin, b.targets.cols);
     std::copy(b.targets.row(begin), b.targets.row(end - 1) + b.targets.cols, s.targets.data.begin());

@@ -59,6 +59,12 @@ LayerSpec parse_layer(JsonObject o) {
       s.from = o.integer("from");
       if (s.from < -1) o.fail("from", "expected the index of an earlier layer whose output is added (-1: the model's input)");
       break;
+    case Type::embedding:
+      s.count = positive(o, "num_embeddings");
+      s.out = positive(o, "embedding_dim");
+      break;
+    case Type::position_embedding: s.count = positive(o, "positions"); break;
+    case Type::causal_attention: s.heads = positive(o, "heads"); break;
   }
   o.finish();
   return s;
@@ -77,6 +83,9 @@ json layer_json(const LayerSpec& s) {
     case Type::layer_norm: j["eps"] = s.eps; break;
     case Type::batch_norm2d: j.update({{"eps", s.eps}, {"momentum", s.momentum}}); break;
     case Type::add: j["from"] = s.from; break;
+    case Type::embedding: j.update({{"num_embeddings", s.count}, {"embedding_dim", s.out}}); break;
+    case Type::position_embedding: j["positions"] = s.count; break;
+    case Type::causal_attention: j["heads"] = s.heads; break;
     case Type::flatten:
     case Type::activation: break;
   }
@@ -87,7 +96,20 @@ json layer_json(const LayerSpec& s) {
 
 ModelConfig parse_model_json(JsonObject& o) {
   ModelConfig m;
-  const std::string type = o.choice("type", {"mlp", "sequential"}, "mlp");
+  const std::string type = o.choice("type", {"mlp", "sequential", "gpt"}, "mlp");
+  if (type == "gpt") {
+    m.type = ModelConfig::Type::gpt;
+    GptConfig& c = m.gpt;
+    c.vocab_size = positive(o, "vocab_size");
+    c.block_size = positive(o, "block_size");
+    c.n_embd = positive(o, "n_embd");
+    c.n_head = positive(o, "n_head");
+    c.n_layer = positive(o, "n_layer");
+    c.bias = o.boolean("bias", true);
+    if (c.n_embd % c.n_head != 0)
+      o.fail("n_head", std::to_string(c.n_head) + " does not divide n_embd " + std::to_string(c.n_embd));
+    return m;
+  }
   const json& layers = o.array("layers");
   if (type == "mlp") {
     for (std::size_t i = 0; i < layers.size(); ++i)
@@ -118,7 +140,8 @@ ModelConfig parse_model_json(JsonObject& o) {
   try {
     const Graph g = build_graph(m);
     if (g.parameters() == 0) o.fail("layers", "the model has no layer with parameters to train");
-    if (g.nodes.back().out_shape.size() != 1)
+    // (a token model may predict every position: (T, vocabulary))
+    if (g.nodes.back().out_shape.size() != 1 && !(g.tokens && g.nodes.back().out_shape.size() == 2))
       o.fail("layers", "the last layer's output per sample is " + shape_text(g.nodes.back().out_shape) +
                            "; the loss needs (outputs,) (add a flatten and a linear layer)");
   } catch (const std::invalid_argument& e) {
@@ -129,6 +152,9 @@ ModelConfig parse_model_json(JsonObject& o) {
 }
 
 json model_json(const ModelConfig& m) {
+  if (m.type == ModelConfig::Type::gpt)
+    return {{"type", "gpt"},          {"vocab_size", m.gpt.vocab_size}, {"block_size", m.gpt.block_size}, {"n_embd", m.gpt.n_embd},
+            {"n_head", m.gpt.n_head}, {"n_layer", m.gpt.n_layer},       {"bias", m.gpt.bias}};
   if (m.type == ModelConfig::Type::mlp)
     return {{"type", "mlp"}, {"layers", m.widths}, {"activation", std::string(to_string(m.activation))},
             {"layer_norm", m.layer_norm}, {"layer_norm_eps", m.layer_norm_eps}};
@@ -140,6 +166,30 @@ json model_json(const ModelConfig& m) {
 void check_model_fits_data(const ModelConfig& m, const Dataset& data) {
   const Graph g = build_graph(m);
   const std::vector<std::int64_t> sample = data.sample_shape.empty() ? std::vector<std::int64_t>{data.features()} : data.sample_shape;
+  if (g.tokens != (data.vocab > 0))
+    throw ConfigError(g.tokens ? "data: the model reads token ids (an integer (n, T) array); this data holds real values"
+                               : "data: the inputs are token ids (integers); this model takes real values (use a gpt model, or a "
+                                 "sequential model starting with an embedding)");
+  const std::vector<std::int64_t>& out = g.nodes.back().out_shape;
+  if (g.tokens) {
+    const std::string model = m.type == ModelConfig::Type::gpt ? "model.vocab_size" : "model.layers[0]";
+    if (data.vocab > g.vocab)
+      throw ConfigError(model + ": the data has token ids up to " + std::to_string(data.vocab - 1) + ", the embedding only " +
+                        std::to_string(g.vocab) + " tokens");
+    if (g.input != sample)
+      throw ConfigError((m.type == ModelConfig::Type::gpt ? "model.block_size: " : "model.input: ") + std::string("the model takes ") +
+                        std::to_string(g.input[0]) + " tokens per sample, the data's sequences have " + std::to_string(sample[0]));
+    const std::int64_t positions = out.size() == 2 ? out[0] : 1;
+    if (data.classification() && data.label_positions != positions)
+      throw ConfigError("data: the model predicts " + std::to_string(positions) + " position(s) per sample, the data has " +
+                        std::to_string(data.label_positions) + " target(s) per sample");
+    if (data.classification() && data.classes > out.back())
+      throw ConfigError("data: targets go up to class " + std::to_string(data.classes - 1) + ", the model has " +
+                        std::to_string(out.back()) + " outputs per position");
+    if (m.loss == LossType::cross_entropy && !data.classification())
+      throw ConfigError("loss: cross_entropy needs class labels; this data has regression targets (use \"mse\")");
+    return;
+  }
   if (m.type == ModelConfig::Type::mlp) {
     if (g.input.front() != data.features())
       throw ConfigError("model.layers[0]: the data has " + std::to_string(data.features()) +

@@ -15,8 +15,10 @@ namespace mpscope::sim {
 // (exact, the ground truth).
 enum class Storage { float32, float64, exact };
 
-// The roles a lane's tensors play; each op rounds its results to its role's format.
-enum class Role { master, weights, activations, gradients, gemm_input, gemm_grad_input };
+// The roles a lane's tensors play; each op rounds its results to its role's format. `promoted`: values autocast
+// keeps in float32 (LayerNorm's and the embeddings' outputs, the residual stream, softmax, the norms' parameter
+// gradients; sim/ops/graph.hpp Node::promoted): the master weights' format (fp32 under AMP, fp16 in a pure run).
+enum class Role { master, weights, activations, gradients, gemm_input, gemm_grad_input, promoted };
 
 struct RoleFormat {
   Format format = fp32();

@@ -1,10 +1,13 @@
-// Data: synthetic sets (images too) are seeded and shaped as documented; NPZ (inputs of any rank) and CSV files
-// load (and their errors name the file, key, line and column); batching is fixed by batch_index or by a seeded shuffle.
+// Data: synthetic sets (images and token tasks too) are seeded and shaped as documented; text, NPZ (inputs of any
+// rank) and CSV files load (and their errors name the file, key, line and column); batching is fixed by batch_index
+// or by a seeded shuffle.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
 
 #include "sim/dataset.hpp"
 #include "sim/npy.hpp"
@@ -138,14 +141,23 @@ TEST(Datasets, NpzInputRankErrorsNameTheFileAndKey) {
   const std::vector<std::int64_t> y = {0, 1, 0, 1};
   write_npz(scratch("rank.npz"), {{"X", NpyArray::from<float>(flat, {4})}, {"Y", NpyArray::from<std::int64_t>(y, {4})},
                                   {"E", NpyArray::from<float>(std::vector<float>{}, {4, 0, 3})},
-                                  {"I", NpyArray::from<std::int64_t>(y, {4, 1})}});
+                                  {"I", NpyArray::from<std::int64_t>(y, {4, 1, 1})}, {"T", NpyArray::from<std::int64_t>(y, {4, 1})},
+                                  {"F", NpyArray::from<float>(flat, {4})}});
   const std::string rank1 = error_of([&] { load_npz_dataset(scratch("rank.npz"), "X", "Y", ""); });
   EXPECT_NE(rank1.find("rank.npz:X: expected an array of rank 2 or more"), std::string::npos) << rank1;
   EXPECT_NE(rank1.find("found shape (4,)"), std::string::npos) << rank1;
   const std::string empty = error_of([&] { load_npz_dataset(scratch("rank.npz"), "E", "Y", ""); });
   EXPECT_NE(empty.find("rank.npz:E: shape (4, 0, 3) has a zero-sized dimension"), std::string::npos) << empty;
   const std::string ints = error_of([&] { load_npz_dataset(scratch("rank.npz"), "I", "Y", ""); });
-  EXPECT_NE(ints.find("rank.npz:I: expected float32 or float64 data, found int64"), std::string::npos) << ints;
+  EXPECT_NE(ints.find("rank.npz:I: integer inputs are token ids, expected a non-empty (n, T) array, found shape (4, 1, 1)"),
+            std::string::npos) << ints;
+  // integer (n, T) inputs are token sequences: one label per sequence, or one per position; float targets do not fit
+  const Dataset tokens = load_npz_dataset(scratch("rank.npz"), "T", "Y", "");
+  EXPECT_EQ(tokens.vocab, 2);
+  EXPECT_EQ(tokens.label_positions, 1);
+  const std::string floats = error_of([&] { load_npz_dataset(scratch("rank.npz"), "T", "F", ""); });
+  EXPECT_NE(floats.find("rank.npz:F: with token ids (4, 1) in T, expected integer targets of shape (4, 1) (one per position) or (4,)"),
+            std::string::npos) << floats;
 }
 
 // Test-set accuracy of a nearest-class-mean and a 1-nearest-neighbour classifier on the flattened pixels.
@@ -249,5 +261,261 @@ TEST(Datasets, ImagesRefuseBadArguments) {
   EXPECT_NE(huge.find("more than 2^31 values"), std::string::npos) << huge;  // no overflow on the way
 }
 
+
+// Token data: sample i's whole sequence s (length + 1 tokens): its x row, then its last target.
+std::vector<std::int64_t> sequence_of(const Dataset& d, std::int64_t i) {
+  const std::int64_t T = d.features();
+  std::vector<std::int64_t> s;
+  for (std::int64_t t = 0; t < T; ++t) s.push_back(static_cast<std::int64_t>(d.x(i, t)));
+  s.push_back(d.labels[static_cast<std::size_t>(i * T + T - 1)]);
+  return s;
+}
+
+// The layout every token dataset shares: x (n, T) of ids in [0, vocab), labels the next tokens (x shifted by one).
+void expect_token_layout(const Dataset& d, std::int64_t n, std::int64_t T, std::int64_t vocab) {
+  EXPECT_EQ(d.size(), n);
+  EXPECT_EQ(d.features(), T);
+  EXPECT_EQ(d.sample_shape, (std::vector<std::int64_t>{T}));
+  EXPECT_EQ(d.label_positions, T);
+  EXPECT_EQ(d.vocab, vocab);
+  EXPECT_EQ(d.classes, vocab);
+  EXPECT_EQ(d.outputs(), vocab);
+  ASSERT_EQ(d.labels.size(), static_cast<std::size_t>(n * T));
+  EXPECT_TRUE(d.classification());
+  for (const float v : d.x.data) {
+    ASSERT_EQ(v, std::floor(v));
+    ASSERT_GE(v, 0.0f);
+    ASSERT_LT(v, static_cast<float>(vocab));
+  }
+  for (const std::int64_t y : d.labels) {
+    ASSERT_GE(y, 0);
+    ASSERT_LT(y, vocab);
+  }
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t t = 0; t + 1 < T; ++t)
+      ASSERT_EQ(d.labels[static_cast<std::size_t>(i * T + t)], static_cast<std::int64_t>(d.x(i, t + 1)))
+          << "sample " << i << ", position " << t << ": the target is the next input token";
+}
+
+TEST(Datasets, TokenTasksAreShapedShiftedAndSeeded) {
+  for (const std::string& task : token_tasks)
+    for (const std::int64_t T : {8, 9, 32}) {
+      SCOPED_TRACE(task + ", length " + std::to_string(T));
+      const Dataset a = make_token_task(task, 16, T, 50, 3);
+      expect_token_layout(a, 50, T, 16);
+      EXPECT_TRUE(a.token_text.empty());
+      const Dataset b = make_token_task(task, 16, T, 50, 3), c = make_token_task(task, 16, T, 50, 4);
+      EXPECT_EQ(a.x.data, b.x.data);
+      EXPECT_EQ(a.labels, b.labels);
+      EXPECT_NE(a.x.data, c.x.data);
+      // A batch carries each of its rows' T targets, in row order.
+      Batcher batcher(a, 5, 1);
+      const Batch batch = batcher.batch(0);
+      ASSERT_EQ(batch.labels.size(), static_cast<std::size_t>(5 * T));
+      for (std::int64_t r = 0; r < 5; ++r)
+        for (std::int64_t t = 0; t < T; ++t)
+          EXPECT_EQ(batch.labels[static_cast<std::size_t>(r * T + t)],
+                    a.labels[static_cast<std::size_t>(batch.rows[static_cast<std::size_t>(r)] * T + t)]);
+    }
+}
+
+TEST(Datasets, TokenMarkovIsOneStreamOfASparseChain) {
+  const std::int64_t V = 16, T = 32, n = 200;
+  const Dataset d = make_token_task("markov", V, T, n, 1);
+  // Consecutive samples continue one stream: each one starts with the previous one's last target.
+  for (std::int64_t i = 0; i + 1 < n; ++i)
+    EXPECT_EQ(d.labels[static_cast<std::size_t>(i * T + T - 1)], static_cast<std::int64_t>(d.x(i + 1, 0)));
+  // Every transition in the stream goes to one of at most 4 successors of its token; every token is visited.
+  std::vector<std::set<std::int64_t>> successors(static_cast<std::size_t>(V));
+  std::vector<std::int64_t> visits(static_cast<std::size_t>(V), 0);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t t = 0; t < T; ++t) {
+      const auto from = static_cast<std::int64_t>(d.x(i, t));
+      successors[static_cast<std::size_t>(from)].insert(d.labels[static_cast<std::size_t>(i * T + t)]);
+      ++visits[static_cast<std::size_t>(from)];
+    }
+  for (std::int64_t v = 0; v < V; ++v) {
+    EXPECT_GT(visits[static_cast<std::size_t>(v)], 0) << "token " << v;
+    EXPECT_LE(successors[static_cast<std::size_t>(v)].size(), 4u) << "token " << v;
+    EXPECT_GE(successors[static_cast<std::size_t>(v)].size(), 1u) << "token " << v;
+  }
+  // Two tokens: both successors of each; the chain still works.
+  expect_token_layout(make_token_task("markov", 2, 5, 10, 1), 10, 5, 2);
+}
+
+TEST(Datasets, TokenCopyAndReverseRepeatTheFirstHalf) {
+  for (const std::string task : {"copy", "reverse"})
+    for (const std::int64_t T : {2, 7, 10}) {
+      SCOPED_TRACE(task + ", length " + std::to_string(T));
+      const std::int64_t V = 5, k = T / 2;
+      const Dataset d = make_token_task(task, V, T, 100, 2);
+      std::set<std::int64_t> content;
+      for (std::int64_t i = 0; i < d.size(); ++i) {
+        const std::vector<std::int64_t> s = sequence_of(d, i);
+        ASSERT_EQ(s.size(), static_cast<std::size_t>(T + 1));
+        for (std::int64_t j = 0; j < k; ++j) {
+          const std::int64_t c = s[static_cast<std::size_t>(j)];
+          EXPECT_GE(c, 1);  // content tokens: 1..V-1
+          EXPECT_LT(c, V);
+          content.insert(c);
+          EXPECT_EQ(s[static_cast<std::size_t>(k + 1 + j)], s[static_cast<std::size_t>(task == "copy" ? j : k - 1 - j)]);
+        }
+        EXPECT_EQ(s[static_cast<std::size_t>(k)], 0);  // the separator
+        if (T % 2 == 1) {
+          EXPECT_EQ(s.back(), 0);  // the padding of an odd length
+        }
+      }
+      EXPECT_EQ(content.size(), static_cast<std::size_t>(V - 1));  // the whole content alphabet is drawn
+    }
+}
+
+TEST(Datasets, TokenModularAddHoldsEveryProblem) {
+  for (const std::int64_t T : {4, 14, 32}) {
+    SCOPED_TRACE("length " + std::to_string(T));
+    const std::int64_t V = 13, p = V - 2;  // numbers 0..10, '+' = 11, '=' = 12
+    const Dataset d = make_token_task("modular_add", V, T, 300, 5);
+    std::int64_t checked = 0;
+    std::set<std::int64_t> sums;
+    for (std::int64_t i = 0; i < d.size(); ++i) {
+      const std::vector<std::int64_t> s = sequence_of(d, i);
+      for (std::size_t j = 0; j < s.size(); ++j) {
+        const std::int64_t v = s[j];
+        switch (j % 5) {
+          case 1: EXPECT_EQ(v, p); break;      // '+'
+          case 3: EXPECT_EQ(v, p + 1); break;  // '='
+          default: EXPECT_LT(v, p); break;     // a number
+        }
+        if (j % 5 == 4) {
+          EXPECT_EQ(v, (s[j - 4] + s[j - 2]) % p) << "sample " << i << ", problem " << j / 5;
+          sums.insert(v);
+          ++checked;
+        }
+      }
+    }
+    EXPECT_EQ(checked, 300 * ((T + 1) / 5));  // every whole problem
+    EXPECT_EQ(sums.size(), static_cast<std::size_t>(p));
+  }
+}
+
+TEST(Datasets, TokenTaskArgumentsAreChecked) {
+  EXPECT_EQ(check_token_task("copy", 16, 32, 1024), "");
+  EXPECT_EQ(check_token_task("lm", 16, 32, 10), "task: 'lm' is not one of markov, copy, reverse, modular_add");
+  EXPECT_EQ(check_token_task("markov", 0, 32, 10), "vocab_size: must be positive, got 0");
+  EXPECT_EQ(check_token_task("markov", 16, -1, 10), "length: must be positive, got -1");
+  EXPECT_EQ(check_token_task("markov", 16, 32, 0), "sequences: must be positive, got 0");
+  EXPECT_EQ(check_token_task("markov", 1, 32, 10), "vocab_size: the markov task needs at least 2 tokens, got 1");
+  EXPECT_EQ(check_token_task("copy", 2, 32, 10),
+            "vocab_size: the copy task needs at least 3 tokens (a separator and at least two content tokens), got 2");
+  EXPECT_EQ(check_token_task("reverse", 2, 32, 10),
+            "vocab_size: the reverse task needs at least 3 tokens (a separator and at least two content tokens), got 2");
+  EXPECT_EQ(check_token_task("modular_add", 3, 32, 10),
+            "vocab_size: the modular_add task needs at least 4 tokens (numbers 0..p-1, '+' and '=', p >= 2), got 3");
+  EXPECT_EQ(check_token_task("markov", 65537, 32, 10), "vocab_size: at most 65536 tokens, got 65537");
+  EXPECT_EQ(check_token_task("copy", 16, 1, 10), "length: the copy task needs at least 2 tokens per sample, got 1");
+  EXPECT_EQ(check_token_task("modular_add", 16, 3, 10),
+            "length: the modular_add task needs at least 4 tokens per sample (one whole problem \"a + b = c\"), got 3");
+  EXPECT_EQ(check_token_task("markov", 16, 1024, std::int64_t{1} << 22),
+            "sequences: sequences * length = 4194304 * 1024 is more than 2^31 tokens");
+  EXPECT_EQ(check_token_task("markov", 2, 1, 1), "");
+  EXPECT_EQ(check_token_task("modular_add", 4, 4, 1), "");
+  const std::string thrown = error_of([] { make_token_task("copy", 2, 8, 10, 1); });
+  EXPECT_EQ(thrown, "make_token_task: vocab_size: the copy task needs at least 3 tokens (a separator and at least two "
+                    "content tokens), got 2");
+  EXPECT_THROW(make_token_task("markov", 16, 0, 10, 1), std::invalid_argument);
+}
+
+std::string read_back(const Dataset& d, std::int64_t i) {
+  std::string text;
+  for (const std::int64_t id : sequence_of(d, i)) text += d.token_text.at(static_cast<std::size_t>(id));
+  return text;
+}
+
+TEST(Datasets, TextVocabularyAndRoundTrip) {
+  // Multi-byte characters (2, 3 and 4 bytes), a newline and a carriage return; a byte-order mark is skipped.
+  const std::string text = "h\xC3\xA9llo w\xC3\xB6rld \xE2\x80\xA6 \xF0\x9F\x99\x82\r\nhello again\n";
+  std::ofstream(scratch("t.txt"), std::ios::binary) << "\xEF\xBB\xBF" << text;
+  const std::vector<std::string> chars = {"h", "\xC3\xA9", "l", "l", "o", " ", "w", "\xC3\xB6", "r", "l", "d", " ",
+                                          "\xE2\x80\xA6", " ", "\xF0\x9F\x99\x82", "\r", "\n", "h", "e", "l", "l", "o",
+                                          " ", "a", "g", "a", "i", "n", "\n"};  // 29
+  const std::vector<std::string> vocabulary = {"\n", "\r", " ", "a", "d", "e", "g", "h", "i", "l", "n", "o", "r", "w",
+                                               "\xC3\xA9", "\xC3\xB6", "\xE2\x80\xA6", "\xF0\x9F\x99\x82"};
+  const Dataset d = load_text_dataset(scratch("t.txt"), 4);
+  expect_token_layout(d, (29 - 1) / 4, 4, 18);
+  EXPECT_EQ(d.token_text, vocabulary);  // sorted by code point
+  EXPECT_EQ(static_cast<std::int64_t>(d.x(0, 0)), 7);  // 'h'
+  for (std::int64_t i = 0; i < d.size(); ++i) {  // windows of 5 characters, every 4th character on
+    std::string expected;
+    for (std::size_t c = 0; c < 5; ++c) expected += chars[static_cast<std::size_t>(i * 4) + c];
+    EXPECT_EQ(read_back(d, i), expected) << "window " << i;
+  }
+  // Without a byte-order mark: the same; `sequences` keeps the first windows.
+  std::ofstream(scratch("u.txt"), std::ios::binary) << text;
+  const Dataset two = load_text_dataset(scratch("u.txt"), 4, 2);
+  expect_token_layout(two, 2, 4, 18);
+  EXPECT_EQ(two.x.data, std::vector<float>(d.x.data.begin(), d.x.data.begin() + 8));
+  EXPECT_EQ(load_text_dataset(scratch("u.txt"), 4, 7).size(), 7);
+  // One window of the whole file; the characters of a window are its length + 1 first characters.
+  const Dataset whole = load_text_dataset(scratch("u.txt"), 28);
+  expect_token_layout(whole, 1, 28, 18);
+  EXPECT_EQ(read_back(whole, 0), text);
+  // Plain ASCII.
+  std::ofstream(scratch("abc.txt"), std::ios::binary) << "abcabcabca";
+  const Dataset abc = load_text_dataset(scratch("abc.txt"), 3);
+  expect_token_layout(abc, 3, 3, 3);
+  EXPECT_EQ(abc.token_text, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(abc.x.data, (std::vector<float>{0, 1, 2, 0, 1, 2, 0, 1, 2}));
+  EXPECT_EQ(abc.labels, (std::vector<std::int64_t>{1, 2, 0, 1, 2, 0, 1, 2, 0}));
+}
+
+TEST(Datasets, TextErrorsNameThePath) {
+  const auto error = [](const fs::path& p, std::int64_t length, std::int64_t sequences = 0) {
+    return error_of([&] { load_text_dataset(p, length, sequences); });
+  };
+  const std::string p = scratch("").string();
+  EXPECT_EQ(error(scratch("missing.txt"), 4), p + "missing.txt: cannot open");
+  std::ofstream(scratch("empty.txt"), std::ios::binary) << "";
+  EXPECT_EQ(error(scratch("empty.txt"), 4), p + "empty.txt: empty (a text source needs characters)");
+  std::ofstream(scratch("bom.txt"), std::ios::binary) << "\xEF\xBB\xBF";
+  EXPECT_EQ(error(scratch("bom.txt"), 4), p + "bom.txt: empty (a text source needs characters)");
+  std::ofstream(scratch("short.txt"), std::ios::binary) << "h\xC3\xA9llo";
+  EXPECT_EQ(error(scratch("short.txt"), 5),
+            p + "short.txt: 5 characters, fewer than length + 1 = 6 (one sample of 5 tokens and its next token)");
+  EXPECT_EQ(load_text_dataset(scratch("short.txt"), 4).size(), 1);
+  EXPECT_EQ(error(scratch("short.txt"), 2, 3),
+            p + "short.txt: sequences 3 is more than the file's 2 windows of 3 characters (5 characters)");
+  for (const auto& [name, bytes, at] :
+       {std::tuple{"latin1.txt", std::string("caf\xE9 au lait"), 3}, std::tuple{"cut.txt", std::string("ab\xE2\x82"), 2},
+        std::tuple{"lone.txt", std::string("\x80" "abc"), 0}, std::tuple{"overlong.txt", std::string("ab\xC0\xAF"), 2},
+        std::tuple{"surrogate.txt", std::string("abcd\xED\xA0\x80"), 4},
+        std::tuple{"range.txt", std::string("a\xF4\x90\x80\x80"), 1}, std::tuple{"ff.txt", std::string("abc\xFF"), 3},
+        std::tuple{"f8.txt", std::string("abc\xF8\x90\x80\x80"), 3}}) {
+    std::ofstream(scratch(name), std::ios::binary) << bytes;
+    const std::string e = error(scratch(name), 1);
+    EXPECT_NE(e.find(p + name + ": not valid UTF-8 at byte " + std::to_string(at) + " (0x"), std::string::npos) << e;
+    EXPECT_NE(e.find("convert the file to UTF-8 first"), std::string::npos) << e;
+  }
+  // 65537 distinct characters: U+0100 on, the surrogates skipped.
+  {
+    std::ofstream out(scratch("wide.txt"), std::ios::binary);
+    std::int64_t written = 0;
+    for (std::uint32_t c = 0x100; written < 65537; ++c) {
+      if (c >= 0xD800 && c <= 0xDFFF) continue;
+      if (c < 0x800) {
+        out << static_cast<char>(0xC0 | (c >> 6)) << static_cast<char>(0x80 | (c & 0x3F));
+      } else if (c < 0x10000) {
+        out << static_cast<char>(0xE0 | (c >> 12)) << static_cast<char>(0x80 | ((c >> 6) & 0x3F)) << static_cast<char>(0x80 | (c & 0x3F));
+      } else {
+        out << static_cast<char>(0xF0 | (c >> 18)) << static_cast<char>(0x80 | ((c >> 12) & 0x3F))
+            << static_cast<char>(0x80 | ((c >> 6) & 0x3F)) << static_cast<char>(0x80 | (c & 0x3F));
+      }
+      ++written;
+    }
+  }
+  EXPECT_EQ(error(scratch("wide.txt"), 32),
+            p + "wide.txt: 65537 distinct characters, more than 65536 (a character-level vocabulary)");
+  std::ofstream(scratch("abc.txt"), std::ios::binary) << "abcabcabca";
+  EXPECT_THROW(load_text_dataset(scratch("abc.txt"), 0), std::invalid_argument);
+  EXPECT_THROW(load_text_dataset(scratch("abc.txt"), 4, -1), std::invalid_argument);
+}
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <unistd.h>
 
 #include "sim/experiment.hpp"
 
@@ -289,6 +290,119 @@ TEST(Experiment, SequentialModelsAndWhatGpuLanesRefuse) {
   objects["model"]["layers"] = json::parse(R"([{"type": "linear", "out_features": 3}])");
   EXPECT_NE(error_of(objects).find("model.layers[0]: an mlp's layers are widths; layers given as objects need \"type\": \"sequential\""),
             std::string::npos) << error_of(objects);
+}
+
+}  // namespace
+
+namespace {
+
+// Token data: "source": "tokens" (a seeded task) and "source": "text" (a file, character by character), parsed with
+// defaults, resolved (and parsed back), prepared for a gpt model; errors name the key or the file.
+json token_experiment(const json& data, std::int64_t vocab, std::int64_t block) {
+  json j = base();
+  j["data"] = data;
+  j["model"] = {{"type", "gpt"}, {"vocab_size", vocab}, {"block_size", block}, {"n_embd", 8}, {"n_head", 2}, {"n_layer", 1}};
+  return j;
+}
+
+TEST(Experiment, TokensSource) {
+  const json j = token_experiment(json::parse(R"({"source": "tokens", "task": "modular_add", "vocab_size": 12,
+                                                   "length": 10, "sequences": 40})"), 12, 10);
+  const Experiment e = parse_experiment(j, ".");
+  EXPECT_EQ(e.data.source, "tokens");
+  EXPECT_EQ(e.data.task, "modular_add");
+  EXPECT_EQ(e.data.vocab_size, 12);
+  EXPECT_EQ(e.data.length, 10);
+  EXPECT_EQ(e.data.sequences, 40);
+  const json r = resolved_json(e);
+  EXPECT_EQ(r["data"], json::parse(R"({"source": "tokens", "task": "modular_add", "vocab_size": 12, "length": 10,
+                                        "sequences": 40})"));
+  EXPECT_EQ(resolved_json(parse_experiment(r, ".")), r);
+  const Prepared p = prepare(e);
+  const Dataset direct = make_token_task("modular_add", 12, 10, 40, e.seed);  // the seed is the experiment's
+  EXPECT_EQ(p.data.x.data, direct.x.data);
+  EXPECT_EQ(p.data.labels, direct.labels);
+  EXPECT_EQ(p.data.sample_shape, (std::vector<std::int64_t>{10}));
+  EXPECT_EQ(p.data.label_positions, 10);
+  EXPECT_EQ(p.data.vocab, 12);
+
+  const json defaults = token_experiment({{"source", "tokens"}}, 16, 32);
+  EXPECT_EQ(resolved_json(parse_experiment(defaults, "."))["data"],
+            json::parse(R"({"source": "tokens", "task": "markov", "vocab_size": 16, "length": 32, "sequences": 1024})"));
+  EXPECT_EQ(error_of(defaults), "no error");
+
+  const auto error_with = [](const json& data) { return error_of(token_experiment(data, 16, 32)); };
+  EXPECT_EQ(error_with({{"source", "tokens"}, {"task", "copy"}, {"vocab_size", 2}}),
+            "data.vocab_size: the copy task needs at least 3 tokens (a separator and at least two content tokens), got 2");
+  EXPECT_EQ(error_with({{"source", "tokens"}, {"task", "modular_add"}, {"length", 3}}),
+            "data.length: the modular_add task needs at least 4 tokens per sample (one whole problem \"a + b = c\"), got 3");
+  EXPECT_EQ(error_with({{"source", "tokens"}, {"vocab_size", 70000}}), "data.vocab_size: at most 65536 tokens, got 70000");
+  EXPECT_EQ(error_with({{"source", "tokens"}, {"length", 0}}), "data.length: must be positive, got 0");
+  EXPECT_EQ(error_with({{"source", "tokens"}, {"sequences", -5}}), "data.sequences: must be positive, got -5");
+  EXPECT_NE(error_with({{"source", "tokens"}, {"task", "reverso"}}).find("data.task: 'reverso' is not one of markov, copy, reverse, modular_add"),
+            std::string::npos) << error_with({{"source", "tokens"}, {"task", "reverso"}});
+  EXPECT_NE(error_with({{"source", "tokens"}, {"vocab", 16}}).find("data.vocab: unknown key"), std::string::npos)
+      << error_with({{"source", "tokens"}, {"vocab", 16}});
+  EXPECT_NE(error_with({{"source", "tokens"}, {"scale", 2.0}}).find("data.scale: unknown key"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "tokens"}, {"path", "x.txt"}}).find("data.path: unknown key"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "spiral"}, {"vocab_size", 16}}).find("data.vocab_size: unknown key"), std::string::npos);
+  // The model has to fit: its vocabulary and block size against the data's.
+  EXPECT_NE(error_of(token_experiment({{"source", "tokens"}, {"vocab_size", 20}}, 16, 32)).find("model.vocab_size: the data has token ids up to 19"),
+            std::string::npos);
+  EXPECT_NE(error_of(token_experiment({{"source", "tokens"}, {"length", 16}}, 16, 32)).find("model.block_size:"), std::string::npos);
+}
+
+TEST(Experiment, TextSource) {
+  const auto dir = std::filesystem::temp_directory_path() / ("mpscope_text_experiment_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "the cat sat on the mat. ";  // 960 characters, 11 distinct
+  std::ofstream(dir / "cats.txt", std::ios::binary) << text;
+  std::ofstream(dir / "tiny.txt", std::ios::binary) << "meow";
+
+  json j = token_experiment({{"source", "text"}, {"path", "cats.txt"}, {"length", 16}}, 11, 16);
+  const Experiment e = parse_experiment(j, dir);
+  EXPECT_EQ(e.data.source, "text");
+  EXPECT_EQ(e.data.path, dir / "cats.txt");
+  EXPECT_EQ(e.data.length, 16);
+  EXPECT_EQ(e.data.sequences, 0);  // every window
+  const json r = resolved_json(e);
+  EXPECT_EQ(r["data"], json({{"source", "text"}, {"path", (dir / "cats.txt").string()}, {"length", 16}}));
+  EXPECT_EQ(resolved_json(parse_experiment(r, ".")), r);
+  const Prepared p = prepare(e);
+  EXPECT_EQ(p.data.size(), (960 - 1) / 16);
+  EXPECT_EQ(p.data.vocab, 11);
+  EXPECT_EQ(p.data.token_text.size(), 11u);
+  EXPECT_EQ(p.data.token_text[0], " ");
+
+  j["data"]["sequences"] = 20;
+  const Experiment some = parse_experiment(j, dir);
+  EXPECT_EQ(resolved_json(some)["data"]["sequences"], 20);
+  EXPECT_EQ(prepare(some).data.size(), 20);
+  EXPECT_EQ(resolved_json(parse_experiment(token_experiment({{"source", "text"}, {"path", "cats.txt"}}, 11, 32), dir))["data"]["length"], 32);
+
+  const auto error_with = [&](const json& data) {
+    try {
+      prepare(parse_experiment(token_experiment(data, 11, 16), dir));
+    } catch (const ConfigError& err) {
+      return std::string(err.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_with({{"source", "text"}, {"path", "cats.txt"}, {"length", 16}}), "no error");
+  EXPECT_EQ(error_with({{"source", "text"}}), "data.path: is required (a string)");
+  EXPECT_EQ(error_with({{"source", "text"}, {"path", "dogs.txt"}}), "data.path: " + (dir / "dogs.txt").string() + " does not exist");
+  EXPECT_EQ(error_with({{"source", "text"}, {"path", "cats.txt"}, {"length", 0}}), "data.length: must be positive, got 0");
+  EXPECT_EQ(error_with({{"source", "text"}, {"path", "cats.txt"}, {"sequences", 0}}), "data.sequences: must be positive, got 0");
+  EXPECT_EQ(error_with({{"source", "text"}, {"path", "tiny.txt"}, {"length", 16}}),
+            "data: " + (dir / "tiny.txt").string() +
+                ": 4 characters, fewer than length + 1 = 17 (one sample of 16 tokens and its next token)");
+  EXPECT_EQ(error_with({{"source", "text"}, {"path", "cats.txt"}, {"length", 16}, {"sequences", 60}}),
+            "data: " + (dir / "cats.txt").string() + ": sequences 60 is more than the file's 59 windows of 17 characters (960 characters)");
+  EXPECT_NE(error_with({{"source", "text"}, {"path", "cats.txt"}, {"task", "copy"}}).find("data.task: unknown key"), std::string::npos);
+  EXPECT_NE(error_with({{"source", "text"}, {"path", "cats.txt"}, {"lenght", 16}}).find("data.lenght: unknown key (did you mean 'length'?)"),
+            std::string::npos) << error_with({{"source", "text"}, {"path", "cats.txt"}, {"lenght", 16}});
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -71,6 +71,29 @@ ModelConfig sequential(std::vector<std::int64_t> input, std::vector<LayerSpec> l
   return m;
 }
 
+ModelConfig gpt(std::int64_t vocab, std::int64_t block, std::int64_t embd, std::int64_t heads, std::int64_t layers) {
+  ModelConfig m;
+  m.type = ModelConfig::Type::gpt;
+  m.gpt = {vocab, block, embd, heads, layers, true};
+  return m;
+}
+LayerSpec embedding(std::int64_t count, std::int64_t dim) {
+  LayerSpec s = of(Type::embedding);
+  s.count = count;
+  s.out = dim;
+  return s;
+}
+LayerSpec positions(std::int64_t count) {
+  LayerSpec s = of(Type::position_embedding);
+  s.count = count;
+  return s;
+}
+LayerSpec attention(std::int64_t heads) {
+  LayerSpec s = of(Type::causal_attention);
+  s.heads = heads;
+  return s;
+}
+
 struct Case {
   std::string name;
   ModelConfig model;
@@ -107,6 +130,13 @@ std::vector<Case> cases() {
                   {conv(2, 3, 1, 1), act(Activation::relu), conv(2, 3, 1, 1), add(0), add(-1), of(Type::flatten),
                    linear(50), of(Type::layer_norm), add(5), add(8), act(Activation::tanh), linear(3)},
                   ce)},
+      // transformer ops: a nanoGPT of two blocks (token ids in, a prediction per position), and the ops on their
+      // own in a sequence (attention on a LayerNorm read by an add too, so its output stays promoted)
+      {"gpt_two_blocks", gpt(5, 4, 8, 2, 2)},
+      {"embedding_attention_sequence",
+       sequential({5}, {embedding(7, 6), positions(6), of(Type::layer_norm), linear(18), attention(3), add(2),
+                        act(Activation::gelu_tanh), linear(4)},
+                  ce)},
   };
 }
 
@@ -121,6 +151,11 @@ InitialWeights init_for(const ModelConfig& m, unsigned seed) {
     for (double& v : w.at(n.params[0].name).values) v = scale(rng);
     for (double& v : w.at(n.params[1].name).values) v = shift(rng);
   }
+  // nanoGPT's N(0, 0.02) weights barely move the attention: larger ones make every term of the gradient count
+  if (m.type == ModelConfig::Type::gpt)
+    for (ParamValues& p : w.params)
+      if (p.name.ends_with(".weight") && p.name.find("ln_") == std::string::npos)
+        for (double& v : p.values) v *= 20;
   return w;
 }
 
@@ -130,10 +165,11 @@ Batch batch_for(const ModelConfig& m, unsigned seed, int rows = 6) {
   std::normal_distribution<float> n(0.0f, 1.0f);
   Batch b;
   b.x = Matrix<float>(rows, g.nodes.front().in_size());
-  for (auto& v : b.x.data) v = n(rng);
-  const std::int64_t outputs = g.outputs();
+  for (auto& v : b.x.data) v = g.tokens ? static_cast<float>(rng() % static_cast<unsigned>(g.vocab)) : n(rng);
+  const std::vector<std::int64_t>& out = g.nodes.back().out_shape;
+  const std::int64_t outputs = out.back(), positions = out.size() == 2 ? out[0] : 1;  // (a prediction per token)
   if (m.loss == LossType::cross_entropy) {
-    for (int i = 0; i < rows; ++i) b.labels.push_back(i % outputs);
+    for (int i = 0; i < rows * positions; ++i) b.labels.push_back(static_cast<std::int64_t>(rng() % static_cast<unsigned>(outputs)));
   } else {
     b.targets = Matrix<float>(rows, outputs);
     for (auto& v : b.targets.data) v = n(rng);
@@ -475,6 +511,81 @@ TEST(GraphErrors, ExperimentRefusesALossOnAnImage) {
   json later = residual;
   later["layers"][2]["from"] = 3;
   expect_contains(experiment_error(later), {"layers[2] (add)", "from 3 is not an earlier layer"});
+}
+
+}  // namespace
+
+namespace {
+
+// A gpt model is nanoGPT's: its parameters' names, shapes and init; which activations autocast keeps in fp32.
+TEST(GptModel, NanoGptNamesShapesInitAndPromotedActivations) {
+  const ModelConfig m = gpt(16, 32, 64, 4, 2);
+  const Graph g = build_graph(m);
+  std::vector<std::string> names;
+  for (const Node& n : g.nodes)
+    for (const ParamInfo& p : n.params) names.push_back(p.name + " " + shape_text(p.shape));
+  const std::vector<std::string> block0 = {
+      "transformer.h.0.ln_1.weight (64,)",           "transformer.h.0.ln_1.bias (64,)",
+      "transformer.h.0.attn.c_attn.weight (192, 64)", "transformer.h.0.attn.c_attn.bias (192,)",
+      "transformer.h.0.attn.c_proj.weight (64, 64)",  "transformer.h.0.attn.c_proj.bias (64,)",
+      "transformer.h.0.ln_2.weight (64,)",           "transformer.h.0.ln_2.bias (64,)",
+      "transformer.h.0.mlp.c_fc.weight (256, 64)",    "transformer.h.0.mlp.c_fc.bias (256,)",
+      "transformer.h.0.mlp.c_proj.weight (64, 256)",  "transformer.h.0.mlp.c_proj.bias (64,)"};
+  ASSERT_EQ(names.size(), 2 + 2 * block0.size() + 3);
+  EXPECT_EQ(names[0], "transformer.wte.weight (16, 64)");
+  EXPECT_EQ(names[1], "transformer.wpe.weight (32, 64)");
+  for (std::size_t i = 0; i < block0.size(); ++i) EXPECT_EQ(names[2 + i], block0[i]);
+  EXPECT_EQ(names[names.size() - 3], "transformer.ln_f.weight (64,)");
+  EXPECT_EQ(names.back(), "lm_head.weight (16, 64)");
+  EXPECT_TRUE(g.tokens);
+  EXPECT_EQ(g.nodes.back().out_shape, (std::vector<std::int64_t>{32, 16}));
+  // nanoGPT's init: N(0, 0.02), c_proj N(0, 0.02/sqrt(2·n_layer)), biases 0, LayerNorm 1 and 0
+  const InitialWeights w = default_initial_weights(g, 3);
+  const auto std_of = [&](const std::string& name) {
+    double sum = 0, squares = 0;
+    for (double v : w.at(name).values) sum += v, squares += v * v;
+    const double n = static_cast<double>(w.at(name).values.size());
+    EXPECT_NEAR(sum / n, 0.0, 4 * std::sqrt(squares / n / n)) << name;  // mean within 4 standard errors
+    return std::sqrt(squares / n);
+  };
+  EXPECT_NEAR(std_of("transformer.h.0.mlp.c_fc.weight"), 0.02, 0.0005);
+  EXPECT_NEAR(std_of("transformer.wte.weight"), 0.02, 0.002);
+  EXPECT_NEAR(std_of("transformer.h.1.mlp.c_proj.weight"), 0.02 / std::sqrt(4.0), 0.0003);
+  for (double v : w.at("transformer.h.0.attn.c_attn.bias").values) ASSERT_EQ(v, 0.0);
+  for (double v : w.at("transformer.ln_f.weight").values) ASSERT_EQ(v, 1.0);
+  // fp32 under autocast: the embeddings, the residual stream (every add); LayerNorms read by a Linear fold its cast
+  for (const Node& n : g.nodes) {
+    const bool stream = n.spec.type == Type::embedding || n.spec.type == Type::position_embedding || n.spec.type == Type::add;
+    EXPECT_EQ(n.promoted, stream) << n.module;
+    EXPECT_EQ(n.promoted_input, n.spec.type == Type::layer_norm || n.spec.type == Type::position_embedding) << n.module;
+  }
+  // the catalogue: each head's attention scores and the probabilities, in the c_attn group
+  std::vector<std::string> scores;
+  for (const TensorInfo& t : g.tensors)
+    if (t.kind == "attention_scores" || t.kind == "attention_probs") scores.push_back(t.name);
+  ASSERT_EQ(scores.size(), 10u);
+  EXPECT_EQ(scores[0], "transformer.h.0.attn.head0.scores");
+  EXPECT_EQ(scores[4], "transformer.h.0.attn.probs");
+}
+
+TEST(GptModel, ConfigErrorsNameTheKey) {
+  const json ok = json::parse(R"({"type": "gpt", "vocab_size": 8, "block_size": 4, "n_embd": 8, "n_head": 2, "n_layer": 1})");
+  json heads = ok;
+  heads["n_head"] = 3;
+  expect_contains(experiment_error(heads), {"model.n_head", "3 does not divide n_embd 8"});
+  json zero = ok;
+  zero["n_layer"] = 0;
+  expect_contains(experiment_error(zero), {"model.n_layer", "positive"});
+  json typo = ok;
+  typo["n_embed"] = 8;
+  expect_contains(experiment_error(typo), {"n_embed"});
+  // the spiral's real-valued inputs do not fit a token model
+  try {
+    prepare(parse_experiment(experiment_with(ok), "."));
+    ADD_FAILURE() << "expected an error";
+  } catch (const ConfigError& e) {
+    expect_contains(e.what(), {"the model reads token ids", "this data holds real values"});
+  }
 }
 
 }  // namespace

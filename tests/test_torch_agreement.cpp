@@ -10,6 +10,7 @@
 #include "sim/npy.hpp"
 #include "sim/trainer.hpp"
 #include "pytorch_agreement.hpp"
+#include "torch_trajectory.hpp"
 
 using namespace mpscope;
 namespace fs = std::filesystem;
@@ -28,7 +29,6 @@ TEST(TorchAgreement, SpiralTrajectories) {
   }
   const analysis::RunReader run(file);
   const sim::NpzFile torch(samples / "torch_spiral_mlp.npz");
-  const std::vector<double> torch_fp32 = test::torch_losses(torch, "fp32");
   // Per lane: the largest relative loss difference allowed at any of the 500 steps (measured: fp32 1.7e-7, fp16-amp
   // 5.8e-4, bf16-amp 3.4e-3; chaotic growth of the first differences sets the AMP figures), and for the AMP lanes
   // the first-20-steps test: mean |lane - PyTorch's same recipe| at most 0.3x mean |PyTorch's recipe - PyTorch's
@@ -39,22 +39,10 @@ TEST(TorchAgreement, SpiralTrajectories) {
     double tolerance;
   } cases[] = {{"fp32", "fp32", 1e-6}, {"fp16-amp", "amp_fp16", 2e-3}, {"bf16-amp", "amp_bf16", 1e-2}};
   for (const auto& c : cases) {
-    const auto lanes = run.lanes();
-    const auto lane = std::find_if(lanes.begin(), lanes.end(), [&](const auto& l) { return l.name == c.lane; });
-    ASSERT_NE(lane, lanes.end());
-    const auto steps = run.steps(lane->id);
-    const std::vector<double> loss = test::torch_losses(torch, c.mode);
-    ASSERT_EQ(steps.size(), 500u);
-    double worst = 0, near = 0, effect = 0;
-    for (std::size_t i = 0; i < 500; ++i) {
-      const double rel = std::fabs(steps[i].loss - loss[i]) / std::fabs(loss[i]);
-      worst = std::max(worst, rel);
-      ASSERT_LE(rel, c.tolerance) << c.lane << " step " << i << ": " << steps[i].loss << " vs PyTorch " << loss[i];
-      if (i < 20) {
-        near += std::fabs(steps[i].loss - loss[i]) / 20;
-        effect += std::fabs(loss[i] - torch_fp32[i]) / 20;
-      }
-    }
+    const test::TrajectoryAgreement a = test::compare_trajectory(run, torch, c.lane, c.mode, 500, 500, c.tolerance);
+    if (a.steps.size() < 500) continue;
+    const auto& steps = a.steps;
+    const double worst = a.worst, near = a.near, effect = a.effect;
     RecordProperty(std::string(c.lane) + "_worst_relative_loss_difference", std::to_string(worst));
     std::cout << c.lane << ": largest relative loss difference from PyTorch over 500 steps: " << worst
               << "; first 20 steps: mean |loss - PyTorch| " << near;

@@ -14,6 +14,7 @@
 #include "sim/npy.hpp"
 #include "sim/trainer.hpp"
 #include "pytorch_agreement.hpp"
+#include "torch_trajectory.hpp"
 #include "test_support.hpp"
 
 using namespace mpscope;
@@ -106,7 +107,6 @@ TEST(TorchCnn, Trajectories) {
   }
   const analysis::RunReader run(file);
   const sim::NpzFile torch(samples / "torch_digits_cnn.npz");
-  const std::vector<double> torch_fp32 = test::torch_losses(torch, "fp32");
   const struct {
     const char* lane;
     const char* mode;
@@ -114,22 +114,11 @@ TEST(TorchCnn, Trajectories) {
     double tolerance;
   } cases[] = {{"fp32", "fp32", 100, 1e-3}, {"fp16-amp", "amp_fp16", 50, 0.03}, {"bf16-amp", "amp_bf16", 50, 0.03}};
   for (const auto& c : cases) {
-    const auto lanes = run.lanes();
-    const auto lane = std::find_if(lanes.begin(), lanes.end(), [&](const auto& l) { return l.name == c.lane; });
-    ASSERT_NE(lane, lanes.end());
-    const auto steps = run.steps(lane->id);
-    const std::vector<double> loss = test::torch_losses(torch, c.mode);
-    ASSERT_EQ(steps.size(), 300u);
-    double worst = 0, near = 0, effect = 0;
-    for (std::size_t i = 0; i < c.steps; ++i) {
-      const double rel = std::fabs(steps[i].loss - loss[i]) / std::fabs(loss[i]);
-      worst = std::max(worst, rel);
-      ASSERT_LE(rel, c.tolerance) << c.lane << " step " << i << ": " << steps[i].loss << " vs PyTorch " << loss[i];
-      if (i < 20) {
-        near += std::fabs(steps[i].loss - loss[i]) / 20;
-        effect += std::fabs(loss[i] - torch_fp32[i]) / 20;
-      }
-    }
+    const test::TrajectoryAgreement a = test::compare_trajectory(run, torch, c.lane, c.mode, 300, c.steps, c.tolerance);
+    if (a.steps.size() < 300) continue;
+    const auto& steps = a.steps;
+    const auto& loss = a.torch;
+    const double worst = a.worst, near = a.near, effect = a.effect;
     double ours = 0, theirs = 0;
     for (std::size_t i = 280; i < 300; ++i) {
       ours += steps[i].loss / 20;

@@ -1,8 +1,11 @@
 // The CUDA twin of sim/ops/layer_norm.cpp over the last dimension of each sample, one thread per row (the kernels
 // are gpu/kernels_forward.cu's layer_norm_forward and gpu/kernels_backward.cu's layer_norm_backward).
 //
-//   forward   γc, βc = cast(γ, β); y = round((x − mean)·rstd·γc + βc)      mean, rstd (rows) kept in double
-//   backward  dγ, dβ (the CPU stores them first), then dx
+//   forward   y = round_T(round_P((x − mean)·rstd·γ + β))   γ, β the master values (P = Tm, the promoted format:
+//                                                           autocast's fp32 list); mean, rstd (rows) kept in double
+//   backward  dγ, dβ in Tm (the CPU stores them first), then dx = round_T(round_P(...))
+// An output autocast keeps in fp32 (sim::Node::promoted) needs a Tm activation buffer: refused by the graph lane
+// where Tc is not Tm.
 #include "gpu/ops/op.cuh"
 
 namespace mpscope::gpu {
@@ -16,7 +19,7 @@ class GpuLayerNorm final : public GpuOp<Tc, Tm> {
   using typename Base::Buffers;
   using Base::params_;
 
-  explicit GpuLayerNorm(const sim::Node& n) : Base(n), d_(n.in_shape.back()) { this->add_params(); }
+  explicit GpuLayerNorm(const sim::Node& n) : Base(n), d_(n.in_shape.back()) { this->add_params(true); }
 
   struct Scratch final : Buffers {
     DeviceBuffer<double> mean, rstd;  // (rows)
@@ -32,25 +35,24 @@ class GpuLayerNorm final : public GpuOp<Tc, Tm> {
 
   void forward(GpuOpContext<Tc, Tm>& cx, Buffers* buffers, const Tc* x, Tc* y, std::int64_t batch, bool) override {
     auto& b = static_cast<Scratch&>(*buffers);
-    cx.cast_param(params_[0]);
-    cx.cast_param(params_[1]);
-    kernels::layer_norm_forward<Tc>(x, params_[0].compute(), params_[1].compute(), y, b.mean.get(), b.rstd.get(),
-                                    rows(batch), d_, this->node().spec.eps, cx.points.template point<Tc>(cx.out_tensor),
-                                    cx.stream);
+    kernels::layer_norm_forward<Tc, Tm>(x, params_[0].master.get(), beta() ? beta()->master.get() : nullptr, y, b.mean.get(),
+                                        b.rstd.get(), rows(batch), d_, this->node().spec.eps,
+                                        cx.points.template point<Tc>(cx.out_tensor), cx.stream);
   }
   void backward(GpuOpContext<Tc, Tm>& cx, Buffers* buffers, const Tc* x, const Tc*, const Tc* dy, Tc* dx,
                 std::int64_t batch) override {
     auto& b = static_cast<Scratch&>(*buffers);
-    const PointStats dgamma = cx.points.template point<Tc>(params_[0].grad_tensor);
-    const PointStats dbeta = cx.points.template point<Tc>(params_[1].grad_tensor);
+    const PointStats dgamma = cx.points.template point<Tm>(params_[0].grad_tensor);
+    const PointStats dbeta = beta() ? cx.points.template point<Tm>(beta()->grad_tensor) : PointStats{};
     const PointStats dx_st = dx ? cx.points.template point<Tc>(cx.in_grad_tensor) : PointStats{};
-    kernels::layer_norm_backward<Tc>(dy, x, params_[0].compute(), b.mean.get(), b.rstd.get(), dx ? dx : b.dx.get(),
-                                     params_[0].grad.get(), params_[1].grad.get(), rows(batch), d_, dx_st, dgamma, dbeta,
-                                     cx.stream);
+    kernels::layer_norm_backward<Tc, Tm>(dy, x, params_[0].master.get(), b.mean.get(), b.rstd.get(), dx ? dx : b.dx.get(),
+                                         params_[0].grad_m.get(), beta() ? beta()->grad_m.get() : nullptr, rows(batch), d_,
+                                         dx_st, dgamma, dbeta, cx.stream);
   }
 
  private:
   std::int64_t rows(std::int64_t batch) const { return batch * this->node().in_size() / d_; }
+  GpuParam<Tc, Tm>* beta() { return params_.size() > 1 ? &params_[1] : nullptr; }
   std::int64_t d_;
 };
 

@@ -10,8 +10,8 @@
 //
 // Adding an op: its CPU file and test (sim/ops/op.hpp), then gpu/ops/<op>.cu with a GpuOp class and its
 // make_gpu_<op> factory (listed in gpu/ops/ops.cu), an op-by-op test of its kernels in tests/gpu/test_gpu_ops.cu
-// (conv2d, pool and batch_norm have theirs; linear, activation and layer_norm reuse the mlp lane's kernels, tested
-// in tests/gpu/test_gpu_lanes.cpp), and a model using it in tests/gpu/test_gpu_graph_lane.cpp's lockstep tests.
+// (conv2d, pool and batch_norm have theirs; linear, activation and layer_norm use gpu/kernels_*.cu's kernels, tested
+// through the lanes in tests/gpu/test_gpu_lanes.cpp), and a model using it in tests/gpu/test_gpu_graph_lane.cpp's lockstep tests.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -16,6 +16,11 @@ std::unique_ptr<GpuOp<Tc, Tm>> make_gpu_op(const sim::Node& n) {
     case T::layer_norm: return make_gpu_layer_norm<Tc, Tm>(n);
     case T::batch_norm2d: return make_gpu_batch_norm2d<Tc, Tm>(n);
     case T::add: return make_gpu_add<Tc, Tm>(n);
+    case T::embedding:
+    case T::position_embedding:
+    case T::causal_attention:
+      throw GpuError(n.module + " (" + std::string(sim::to_string(n.spec.type)) +
+                     "): GPU lanes do not run transformer layers yet; run the lane on the CPU (\"backend\": \"cpu\")");
   }
   throw GpuError("GPU lane: unknown layer type");
 }

@@ -1,8 +1,8 @@
 // Activations (nn.ReLU, GELU (erf and tanh forms), Tanh, Sigmoid, SiLU), elementwise on any shape.
 //
-//   forward   y  = round(act(x))           computed in the wide type, rounded once to the activations role
-//                                          (autocast: the input's format, as PyTorch's kernels compute in fp32)
-//   backward  dx = round(dy · act'(x))     the gradients role; ReLU as threshold_backward: dy where x > 0, else +0
+//   forward   y  = round(act(x))           computed in the wide type, rounded once to the input's format
+//                                          (autocast: as PyTorch's kernels compute in fp32; promoted inputs stay so)
+//   backward  dx = round(dy · act'(x))     the input gradient's format; ReLU as threshold_backward: dy where x > 0, else +0
 #include <boost/math/constants/constants.hpp>
 
 #include "sim/ops/op.hpp"
@@ -23,7 +23,7 @@ class ActivationOp final : public Op<Ops> {
     std::vector<W> wide(x.data.size());
     for (std::size_t i = 0; i < wide.size(); ++i) wide[i] = activate(W(x.data[i]));
     y = Matrix<T>(x.rows, x.cols);
-    cx.ops.store(Role::activations, cx.out_tensor, wide, y.values(), cx.log);
+    cx.ops.store(cx.out_role, cx.out_tensor, wide, y.values(), cx.log);
   }
 
   void backward(OpContext<Ops>& cx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy, Matrix<T>* dx) override {
@@ -31,7 +31,7 @@ class ActivationOp final : public Op<Ops> {
     std::vector<W> wide(dy.data.size());
     for (std::size_t i = 0; i < wide.size(); ++i) wide[i] = derivative_times(W(dy.data[i]), W(x.data[i]), W(y.data[i]));
     *dx = Matrix<T>(dy.rows, dy.cols);
-    cx.ops.store(Role::gradients, cx.in_grad_tensor, wide, dx->values(), cx.log);
+    cx.ops.store(cx.in_grad_role, cx.in_grad_tensor, wide, dx->values(), cx.log);
   }
 
  private:

@@ -1,10 +1,12 @@
 // Add (a residual edge, x + r as in `x = x + block(x)`): the node's input plus an earlier activation r of the same
 // shape, which the lane hands over (OpContext::residual; Node::residual says which).
 //
-//   forward   y = round(x + r)          the sum of two values of the format, rounded once (PyTorch adds in float32
-//                                       and rounds once: exact for fp16 and bf16 operands, so the same)
-//   backward  dx = dy                   no rounding; r's gradient gets dy too, which the lane adds to what r's other
-//                                       consumer sends back: round(d_r + dy), one rounding (autograd's accumulation)
+//   forward   y = round(x + r)          the sum of two values, rounded once to the output's format: promoted (fp32
+//                                       under autocast) when either operand is, by type promotion — a transformer's
+//                                       residual stream; PyTorch adds in float32 and rounds once
+//   backward  dx = round(dy)            the input gradient's format (a narrow input: the promotion's cast backward);
+//                                       r's gradient gets dy too, which the lane rounds to r's gradient format and
+//                                       adds to what r's other consumer sends back: round(d_r + dy), one rounding
 #include "sim/ops/op.hpp"
 
 namespace mpscope::sim {
@@ -24,11 +26,17 @@ class Add final : public Op<Ops> {
     std::vector<W> wide(x.data.size());
     for (std::size_t i = 0; i < wide.size(); ++i) wide[i] = W(x.data[i]) + W(r.data[i]);
     y = Matrix<T>(x.rows, x.cols);
-    cx.ops.store(Role::activations, cx.out_tensor, wide, y.values(), cx.log);
+    cx.ops.store(cx.out_role, cx.out_tensor, wide, y.values(), cx.log);
   }
 
-  void backward(OpContext<Ops>&, const Matrix<T>&, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dx) override {
-    if (dx) *dx = dy;
+  void backward(OpContext<Ops>& cx, const Matrix<T>&, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dx) override {
+    if (!dx) return;
+    if (cx.in_grad_role == cx.out_grad_role()) {
+      *dx = dy;
+      return;
+    }
+    *dx = Matrix<T>(dy.rows, dy.cols);
+    cx.ops.cast(cx.in_grad_role, cx.in_grad_tensor, dy.values(), dx->values(), cx.log);
   }
 };
 

@@ -95,8 +95,8 @@ class BatchNorm2d final : public Op<Ops> {
     }
     params_[0].grad.resize(static_cast<std::size_t>(c_));
     params_[1].grad.resize(static_cast<std::size_t>(c_));
-    cx.ops.store(Role::master, params_[0].grad_tensor, dgamma, params_[0].grad, cx.log);
-    cx.ops.store(Role::master, params_[1].grad_tensor, dbeta, params_[1].grad, cx.log);
+    cx.ops.store(Role::promoted, params_[0].grad_tensor, dgamma, params_[0].grad, cx.log);
+    cx.ops.store(Role::promoted, params_[1].grad_tensor, dbeta, params_[1].grad, cx.log);
     if (!dx) return;
     *dx = Matrix<T>(x.rows, x.cols);
     cx.ops.store(Role::gradients, cx.in_grad_tensor, dh, dx->values(), cx.log);

@@ -40,8 +40,8 @@ class Conv2d final : public Op<Ops> {
     w.descale = cx.ops.quantize(Role::weights, slot + 1, w.tensor, w.master, w.compute, cx.log);
     std::vector<T> bias_c(has_bias() ? static_cast<std::size_t>(f_) : 0);
     if (has_bias()) cx.ops.cast(Role::activations, params_[1].tensor, params_[1].master, bias_c, cx.log);
-    Matrix<T> xq(x.rows, x.cols);
-    xq_descale_ = cx.ops.quantize(Role::gemm_input, slot, cx.in_tensor, x.values(), xq.values(), cx.log);
+    Matrix<T> xq(x.rows, x.cols), cast_input;
+    xq_descale_ = cx.ops.quantize(Role::gemm_input, slot, cx.in_tensor, gemm_operand(cx, x, cast_input).values(), xq.values(), cx.log);
     cols_ = Matrix<T>(batch * positions, patch);  // zero where the patch reaches into the padding
     for (std::int64_t b = 0; b < batch; ++b)
       for (std::int64_t oh = 0; oh < ho_; ++oh)

@@ -19,6 +19,15 @@ ParamInfo uniform_param(std::string name, std::vector<std::int64_t> shape, bool 
   return {std::move(name), std::move(shape), is_bias, ParamInfo::Init::uniform, 1.0 / std::sqrt(static_cast<double>(fan_in))};
 }
 
+// init_std > 0 (nanoGPT): weights N(0, std²), biases zero.
+void apply_init_std(const LayerSpec& spec, std::vector<ParamInfo>& params) {
+  if (spec.init_std <= 0 || spec.type == LayerSpec::Type::layer_norm) return;
+  for (ParamInfo& p : params) {
+    p.init = p.is_bias ? ParamInfo::Init::zeros : ParamInfo::Init::normal;
+    p.bound = p.is_bias ? 0 : spec.init_std;
+  }
+}
+
 // The output shape of `spec` on `in` and its parameters; throws std::invalid_argument (without the layer prefix).
 std::vector<std::int64_t> infer(const LayerSpec& spec, const std::vector<std::int64_t>& in, const std::string& module,
                                 std::vector<ParamInfo>& params) {
@@ -62,7 +71,7 @@ std::vector<std::int64_t> infer(const LayerSpec& spec, const std::vector<std::in
     case T::activation: return in;
     case T::layer_norm:
       params.push_back({module + ".weight", {in.back()}, false, ParamInfo::Init::ones, 0});
-      params.push_back({module + ".bias", {in.back()}, true, ParamInfo::Init::zeros, 0});
+      if (spec.bias) params.push_back({module + ".bias", {in.back()}, true, ParamInfo::Init::zeros, 0});
       return in;
     case T::batch_norm2d:
       image("batch_norm2d");
@@ -70,6 +79,24 @@ std::vector<std::int64_t> infer(const LayerSpec& spec, const std::vector<std::in
       params.push_back({module + ".bias", {in[0]}, true, ParamInfo::Init::zeros, 0});
       return in;
     case T::add: return in;  // (the added activation's shape is checked by build_graph)
+    case T::embedding:
+      if (in.size() != 1) throw std::invalid_argument("embedding needs token ids (T,) as its input, gets " + shape_text(in));
+      if (spec.count <= 0 || spec.out <= 0) throw std::invalid_argument("num_embeddings and embedding_dim must be positive");
+      params.push_back({module + ".weight", {spec.count, spec.out}, false, ParamInfo::Init::normal, 1.0});
+      return {in[0], spec.out};
+    case T::position_embedding:
+      if (in.size() != 2) throw std::invalid_argument("position_embedding needs an input of shape (T, D), gets " + shape_text(in));
+      if (spec.count < in[0])
+        throw std::invalid_argument("the input has " + std::to_string(in[0]) + " positions, the embedding only " +
+                                    std::to_string(spec.count) + " (block_size)");
+      params.push_back({module + ".weight", {spec.count, in[1]}, false, ParamInfo::Init::normal, 1.0});
+      return in;
+    case T::causal_attention:
+      if (in.size() != 2 || in[1] % 3 != 0)
+        throw std::invalid_argument("causal_attention needs q|k|v as one (T, 3·D) input, gets " + shape_text(in));
+      if (spec.heads <= 0 || (in[1] / 3) % spec.heads != 0)
+        throw std::invalid_argument("heads must be positive and divide the embedding width " + std::to_string(in[1] / 3));
+      return {in[0], in[1] / 3};
   }
   throw std::logic_error("unknown layer type");
 }
@@ -98,7 +125,83 @@ std::vector<std::pair<LayerSpec, std::string>> mlp_sequence(const ModelConfig& m
   return seq;
 }
 
+// Which activations autocast keeps in float32 (Node::promoted): decided once all nodes are known, since a
+// LayerNorm read only by a GEMM folds the GEMM's cast into its own output.
+void mark_promoted(Graph& g) {
+  using T = LayerSpec::Type;
+  std::vector<int> readers(g.nodes.size() + 1, 0);  // [a] adds reading activation a besides its next node
+  for (const Node& n : g.nodes)
+    if (n.residual >= 0) ++readers[static_cast<std::size_t>(n.residual)];
+  bool previous = false;  // the input: cast to the activation format (token ids: not floating)
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& n = g.nodes[i];
+    n.promoted_input = previous;
+    switch (n.spec.type) {
+      case T::linear:
+      case T::conv2d:
+      case T::batch_norm2d:
+      case T::causal_attention: n.promoted = false; break;
+      case T::embedding:
+      case T::position_embedding: n.promoted = true; break;
+      case T::add: n.promoted = previous || (n.residual > 0 && g.nodes[static_cast<std::size_t>(n.residual) - 1].promoted); break;
+      case T::layer_norm: {
+        const bool gemm_reads = i + 1 < g.nodes.size() && readers[i + 1] == 0 &&
+                                (g.nodes[i + 1].spec.type == T::linear || g.nodes[i + 1].spec.type == T::conv2d);
+        n.promoted = !gemm_reads;
+        break;
+      }
+      default: n.promoted = previous;  // activations, pools, flatten keep their input's type
+    }
+    previous = n.promoted;
+  }
+}
+
+// N(0, 1) from two uniforms (Box-Muller), in double.
+double standard_normal(RandomStream& random) {
+  const double u1 = (static_cast<double>(random.next() >> 11) + 1) * 0x1p-53;  // (0, 1]
+  const double u2 = static_cast<double>(random.next() >> 11) * 0x1p-53;
+  return std::sqrt(-2 * std::log(u1)) * std::cos(2 * 3.14159265358979323846 * u2);
+}
+
 }  // namespace
+
+std::vector<std::pair<LayerSpec, std::string>> gpt_sequence(const GptConfig& c) {
+  using T = LayerSpec::Type;
+  std::vector<std::pair<LayerSpec, std::string>> seq;
+  const double std_init = 0.02, proj_std = 0.02 / std::sqrt(2.0 * static_cast<double>(c.n_layer));
+  // Appends a node; returns its spec to set more fields (valid until the next append).
+  const auto layer = [&](T type, std::string name, std::int64_t out = 0, double init = 0) -> LayerSpec& {
+    LayerSpec s;
+    s.type = type;
+    s.out = out;
+    s.bias = c.bias;
+    s.init_std = init;
+    return seq.emplace_back(s, std::move(name)).first;
+  };
+  const auto last = [&] { return static_cast<std::int64_t>(seq.size()) - 1; };
+  LayerSpec& wte = layer(T::embedding, "transformer.wte", c.n_embd, std_init);
+  wte.count = c.vocab_size;
+  layer(T::position_embedding, "transformer.wpe", 0, std_init).count = c.block_size;
+  std::int64_t stream = last();  // the node whose output is the residual stream
+  for (std::int64_t b = 0; b < c.n_layer; ++b) {
+    const std::string h = "transformer.h." + std::to_string(b) + ".";
+    layer(T::layer_norm, h + "ln_1");
+    layer(T::linear, h + "attn.c_attn", 3 * c.n_embd, std_init);
+    layer(T::causal_attention, h + "attn").heads = c.n_head;
+    layer(T::linear, h + "attn.c_proj", c.n_embd, proj_std);
+    layer(T::add, h + "attn.residual").from = stream;
+    stream = last();
+    layer(T::layer_norm, h + "ln_2");
+    layer(T::linear, h + "mlp.c_fc", 4 * c.n_embd, std_init);
+    layer(T::activation, h + "mlp.gelu").activation = Activation::gelu_tanh;
+    layer(T::linear, h + "mlp.c_proj", c.n_embd, proj_std);
+    layer(T::add, h + "mlp.residual").from = stream;
+    stream = last();
+  }
+  layer(T::layer_norm, "transformer.ln_f");
+  layer(T::linear, "lm_head", c.vocab_size, std_init).bias = false;
+  return seq;
+}
 
 std::int64_t ParamInfo::size() const { return product(shape); }
 std::int64_t Node::in_size() const { return product(in_shape); }
@@ -146,10 +249,25 @@ Graph build_graph(const ModelConfig& m) {
     if (m.widths.size() < 2) throw std::invalid_argument("an mlp needs at least an input and an output width");
     g.input = {m.widths.front()};
     seq = mlp_sequence(m);
+  } else if (m.type == ModelConfig::Type::gpt) {
+    const GptConfig& c = m.gpt;
+    for (const auto& [value, key] : {std::pair{c.vocab_size, "vocab_size"}, {c.block_size, "block_size"}, {c.n_embd, "n_embd"},
+                                     {c.n_head, "n_head"}, {c.n_layer, "n_layer"}})
+      if (value <= 0) throw std::invalid_argument(std::string(key) + " must be positive, found " + std::to_string(value));
+    if (c.n_embd % c.n_head != 0)
+      throw std::invalid_argument("n_head " + std::to_string(c.n_head) + " does not divide n_embd " + std::to_string(c.n_embd));
+    g.input = {c.block_size};
+    seq = gpt_sequence(c);
   } else {
     g.input = m.input;
     for (std::size_t i = 0; i < m.sequence.size(); ++i) seq.emplace_back(m.sequence[i], std::to_string(i));
   }
+  const bool gpt = m.type == ModelConfig::Type::gpt;
+  // How errors name a node: the mlp's layers by their Linear, a gpt's by module, a sequence's by index.
+  const auto where = [&](std::size_t i, const LayerSpec& spec) {
+    const std::string name = mlp ? "layers[" + std::to_string(g.groups.size()) + "]" : gpt ? seq[i].second : "layers[" + std::to_string(i) + "]";
+    return name + " (" + std::string(to_string(spec.type)) + "): ";
+  };
   if (g.input.empty()) throw std::invalid_argument("the model's input shape is empty");
   for (std::int64_t d : g.input)
     if (d <= 0) throw std::invalid_argument("the model's input shape " + shape_text(g.input) + " has a non-positive size");
@@ -171,11 +289,15 @@ Graph build_graph(const ModelConfig& m) {
     try {
       n.out_shape = infer(n.spec, shape, n.module, n.params);
     } catch (const std::invalid_argument& e) {
-      throw std::invalid_argument((mlp ? "layers[" + std::to_string(g.groups.size()) + "]" : "layers[" + std::to_string(i) + "]") +
-                                  " (" + std::string(to_string(n.spec.type)) + "): " + e.what());
+      throw std::invalid_argument(where(i, n.spec) + e.what());
+    }
+    if (n.spec.type == LayerSpec::Type::embedding) {
+      if (i != 0) throw std::invalid_argument(where(i, n.spec) + "an embedding reads token ids: it must be the first layer");
+      g.tokens = true;
+      g.vocab = n.spec.count;
     }
     if (n.spec.type == LayerSpec::Type::add) {
-      const std::string at = "layers[" + std::to_string(i) + "] (add): ";
+      const std::string at = where(i, n.spec);
       if (n.spec.from < -1 || n.spec.from >= static_cast<std::int64_t>(i))
         throw std::invalid_argument(at + "from " + std::to_string(n.spec.from) +
                                     " is not an earlier layer (expected -1 for the model's input, or 0 .. " +
@@ -190,8 +312,8 @@ Graph build_graph(const ModelConfig& m) {
       added[static_cast<std::size_t>(n.residual)] = true;
     }
     for (std::int64_t d : n.out_shape)
-      if (d <= 0) throw std::invalid_argument("layers[" + std::to_string(i) + "] (" + std::string(to_string(n.spec.type)) +
-                                              "): its output " + shape_text(n.out_shape) + " is empty");
+      if (d <= 0) throw std::invalid_argument(where(i, n.spec) + "its output " + shape_text(n.out_shape) + " is empty");
+    apply_init_std(n.spec, n.params);
     n.needs_input_grad = params_before;
     if (n.spec.type == LayerSpec::Type::linear || n.spec.type == LayerSpec::Type::conv2d) n.gemm = g.gemms++;
     const bool joins = mlp && n.spec.type == LayerSpec::Type::layer_norm;  // an mlp's norm joins its Linear's group
@@ -206,8 +328,9 @@ Graph build_graph(const ModelConfig& m) {
       const ParamInfo* bias = n.params.size() > 1 && n.params[1].is_bias ? &n.params[1] : nullptr;
       grp.weight = add("weight", Role::master, n.params[0].size(), 0);
       if (bias) grp.bias = add("bias", Role::master, bias->size(), 0);
-      // (batch norm's parameters and their gradients stay float32 under autocast: the master format)
-      const Role grads = n.spec.type == LayerSpec::Type::batch_norm2d ? Role::master : Role::gradients;
+      // (norms' and embeddings' parameters are used in float32 under autocast: their gradients are promoted)
+      const bool gemm = n.spec.type == LayerSpec::Type::linear || n.spec.type == LayerSpec::Type::conv2d;
+      const Role grads = gemm ? Role::gradients : Role::promoted;
       grp.weight_grad = add("weight_grad", grads, n.params[0].size(), 0);
       if (bias) grp.bias_grad = add("bias_grad", grads, bias->size(), 0);
       grp.activation = add("activation", Role::activations, 0, n.out_size());
@@ -216,10 +339,30 @@ Graph build_graph(const ModelConfig& m) {
     }
     n.group = static_cast<int>(g.groups.size()) - 1;
     if (n.group > 0) g.tensors[g.groups.back().activation].per_sample = n.out_size();
+    if (n.spec.type == LayerSpec::Type::causal_attention) {
+      // Each head's attention scores q·kᵀ/√d at the causal positions, T·(T+1)/2 per sample, then the attention
+      // probabilities of all heads as att·v reads them.
+      const std::int64_t t = n.in_shape[0], causal = t * (t + 1) / 2;
+      n.scores_tensor = g.tensors.size();
+      for (std::int64_t h = 0; h < n.spec.heads; ++h) {
+        g.tensors.push_back({n.module + ".head" + std::to_string(h) + ".scores", "attention_scores", n.group, "", 0, causal});
+        g.tensor_roles.push_back(Role::activations);
+      }
+      g.tensors.push_back({n.module + ".probs", "attention_probs", n.group, "", 0, n.spec.heads * causal});
+      g.tensor_roles.push_back(Role::activations);
+    }
     params_before = params_before || !n.params.empty();
     shape = n.out_shape;
     shapes.push_back(shape);
     g.nodes.push_back(std::move(n));
+  }
+  mark_promoted(g);
+  for (std::size_t k = 1; k < g.groups.size(); ++k) {  // a group's activation is its last node's, its gradient its first's
+    Group& grp = g.groups[k];
+    std::size_t last = static_cast<std::size_t>(grp.first_node);
+    while (last + 1 < g.nodes.size() && g.nodes[last + 1].group == static_cast<int>(k)) ++last;
+    if (g.nodes[last].promoted) g.tensor_roles[grp.activation] = Role::promoted;
+    if (g.nodes[static_cast<std::size_t>(grp.first_node)].promoted) g.tensor_roles[grp.activation_grad] = Role::promoted;
   }
   return g;
 }
@@ -234,8 +377,14 @@ InitialWeights default_initial_weights(const Graph& g, std::uint64_t seed) {
   for (const Node& n : g.nodes)
     for (const ParamInfo& p : n.params) {
       ParamValues v{p.name, p.shape, std::vector<double>(static_cast<std::size_t>(p.size()))};
-      for (double& x : v.values)
-        x = p.init == ParamInfo::Init::uniform ? uniform(p.bound) : p.init == ParamInfo::Init::ones ? 1.0 : 0.0;
+      for (double& x : v.values) {
+        switch (p.init) {
+          case ParamInfo::Init::uniform: x = uniform(p.bound); break;
+          case ParamInfo::Init::normal: x = static_cast<double>(static_cast<float>(p.bound * standard_normal(random))); break;
+          case ParamInfo::Init::ones: x = 1.0; break;
+          case ParamInfo::Init::zeros: x = 0.0; break;
+        }
+      }
       w.params.push_back(std::move(v));
     }
   return w;

@@ -22,8 +22,8 @@ struct ParamInfo {
   std::string name;                 // PyTorch's: "0.weight", "3.bias", "layer1.weight", "layer1.norm.weight"
   std::vector<std::int64_t> shape;  // PyTorch's layout: Linear (out, in), Conv2d (out, in, kh, kw), norms (n)
   bool is_bias = false;             // counts to the group's bias tensors (else its weight tensors)
-  enum class Init { uniform, ones, zeros } init = Init::uniform;
-  double bound = 0;                 // uniform: +-bound (PyTorch's default: 1/sqrt(fan_in))
+  enum class Init { uniform, normal, ones, zeros } init = Init::uniform;
+  double bound = 0;                 // uniform: +-bound (PyTorch's default: 1/sqrt(fan_in)); normal: the std
   std::int64_t size() const;
 };
 
@@ -37,6 +37,14 @@ struct Node {
   bool needs_input_grad = false;               // an op before it has parameters
   int residual = -1;                           // add: the activation added to the input (0: the model's input,
                                                // k + 1: node k's output); its gradient gets this node's added
+  // Where autocast keeps values in float32 (docs/recipes.md "Autocast's types"): the output (and its gradient) is
+  // in the `promoted` role's format — ops on autocast's fp32 list (layer_norm), embeddings (fp32 weights), sums
+  // with such a value — instead of the activation format. A LayerNorm whose only reader is a GEMM (which casts
+  // its input anyway) rounds through the promoted format to the activation format itself: `promoted` false.
+  bool promoted = false;
+  bool promoted_input = false;                 // its input is promoted (a GEMM casts it to the activation format)
+  std::size_t scores_tensor = static_cast<std::size_t>(-1);  // causal_attention: the catalogue entry of head 0's
+                                               // attention scores (heads follow in order, then the probabilities)
   std::int64_t in_size() const;                // elements per sample
   std::int64_t out_size() const;
 };
@@ -59,6 +67,8 @@ struct Graph {
   std::vector<Role> tensor_roles;   // per catalogue entry: master, activations or gradients
   int gemms = 0;
   bool mlp = false;                 // built from an mlp
+  bool tokens = false;              // the input holds token ids (an embedding reads it): not cast, no gradient
+  std::int64_t vocab = 0;           // tokens: the embedding's num_embeddings
 
   // Rows per evaluation chunk of a `rows`-row set: all of them unless the largest buffer (an op's output or a
   // convolution's im2col matrix) would pass 2^26 values; an mlp evaluates in one piece. The CPU and GPU lanes
@@ -70,6 +80,9 @@ struct Graph {
   std::size_t output_tensor(int node) const;
   std::size_t input_grad_tensor(int node) const;
 };
+
+// The nodes of a gpt model with nanoGPT's module names (each a LayerSpec; adds name the earlier node they read).
+std::vector<std::pair<LayerSpec, std::string>> gpt_sequence(const GptConfig& c);
 
 // Builds and shape-checks the graph; throws std::invalid_argument naming the layer ("layers[3] (conv2d): ...") and
 // both shapes where they do not fit.

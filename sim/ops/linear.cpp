@@ -40,7 +40,9 @@ class Linear final : public Op<Ops> {
     std::vector<T> bias_c(has_bias() ? static_cast<std::size_t>(out_) : 0);
     if (has_bias()) cx.ops.cast(Role::activations, params_[1].tensor, params_[1].master, bias_c, cx.log);
     xq_ = Matrix<T>(x.rows, x.cols);
-    xq_descale_ = cx.ops.quantize(Role::gemm_input, slot, cx.in_tensor, x.values(), xq_.values(), cx.log);
+    Matrix<T> cast_input;
+    const Matrix<T>& input = gemm_operand(cx, x, cast_input);
+    xq_descale_ = cx.ops.quantize(Role::gemm_input, slot, cx.in_tensor, input.values(), xq_.values(), cx.log);
     std::vector<T> product(static_cast<std::size_t>(rows * out_));
     cx.ops.gemm(flat(xq_, in_), View<T>{w.compute.data(), out_, in_, in_, 1}.transposed(), product, xq_descale_ * w.descale);
     std::vector<W> wide(product.size());

@@ -7,7 +7,10 @@ LossResult compute_loss(Ops& ops, StepLog& log, const ModelConfig& m, const Matr
                         float scale, Matrix<typename Ops::T>* dz, std::size_t dz_tensor) {
   using T = typename Ops::T;
   using W = typename Ops::Wide;
-  const std::int64_t batch = z.rows, n = z.cols;
+  // rows of outputs: one per label (sequence models: batch × positions), or one per sample (MSE on targets)
+  const std::int64_t batch = b.targets.rows > 0 || b.labels.empty() ? z.rows : static_cast<std::int64_t>(b.labels.size());
+  const std::int64_t n = z.size() / batch;
+  const View<T> zv{z.data.data(), batch, n, n, 1};
   std::vector<W> grad(static_cast<std::size_t>(batch * n));
   W total(0);
   const W s(scale), inv_batch = W(1) / W(static_cast<double>(batch));
@@ -19,16 +22,16 @@ LossResult compute_loss(Ops& ops, StepLog& log, const ModelConfig& m, const Matr
   for (std::int64_t i = 0; i < batch; ++i) {
     std::int64_t best = 0;
     for (std::int64_t j = 1; j < n; ++j)
-      if (W(z(i, j)) > W(z(i, best))) best = j;
+      if (W(zv(i, j)) > W(zv(i, best))) best = j;
     if (!b.labels.empty() && best == b.labels[static_cast<std::size_t>(i)]) ++r.correct;
     if (m.loss == LossType::cross_entropy) {
       const std::int64_t y = b.labels[static_cast<std::size_t>(i)];
-      const W max(z(i, best));
+      const W max(zv(i, best));
       W sum(0);
-      for (std::int64_t j = 0; j < n; ++j) sum += lanemath::exp(W(z(i, j)) - max);
+      for (std::int64_t j = 0; j < n; ++j) sum += lanemath::exp(W(zv(i, j)) - max);
       const W lse = max + lanemath::log(sum);
       for (std::int64_t j = 0; j < n; ++j) {
-        const W lp = W(z(i, j)) - lse;
+        const W lp = W(zv(i, j)) - lse;
         log_probs[static_cast<std::size_t>(j)] = autocast ? ops.to_format(Role::activations, lp) : ops.to_float32(lp);
       }
       total -= log_probs[static_cast<std::size_t>(y)];
@@ -38,7 +41,7 @@ LossResult compute_loss(Ops& ops, StepLog& log, const ModelConfig& m, const Matr
       const W inv_count = W(1) / W(static_cast<double>(batch * n));
       for (std::int64_t j = 0; j < n; ++j) {
         const W t = b.targets.rows > 0 ? W(b.targets(i, j)) : W(j == b.labels[static_cast<std::size_t>(i)] ? 1.0 : 0.0);
-        const W d = W(z(i, j)) - t;
+        const W d = W(zv(i, j)) - t;
         total += d * d * inv_count;
         grad[static_cast<std::size_t>(i * n + j)] = s * W(2) * d * inv_count;
       }
@@ -46,7 +49,7 @@ LossResult compute_loss(Ops& ops, StepLog& log, const ModelConfig& m, const Matr
   }
   if (m.loss == LossType::cross_entropy) total *= inv_batch;
   if (dz) {
-    *dz = Matrix<T>(batch, n);
+    *dz = Matrix<T>(z.rows, z.cols);
     if (m.loss == LossType::cross_entropy && autocast) {
       ops.store(Role::gradients, dz_tensor, grad, dz->values(), log);  // one rounding, as log_softmax's backward
     } else {
@@ -54,6 +57,7 @@ LossResult compute_loss(Ops& ops, StepLog& log, const ModelConfig& m, const Matr
     }
   }
   r.loss = to_double(ops.loss_value(total));
+  r.predictions = batch;
   return r;
 }
 

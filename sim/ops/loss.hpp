@@ -11,11 +11,14 @@
 namespace mpscope::sim {
 
 struct LossResult {
-  double loss = 0;          // in the lane's loss precision
-  std::int64_t correct = 0; // rows whose largest output is the label
+  double loss = 0;              // in the lane's loss precision
+  std::int64_t correct = 0;     // predictions whose largest output is the label
+  std::int64_t predictions = 0; // rows of outputs: batch × positions
 };
 
-// z (batch, outputs); `dz` (batch, outputs) is filled when given, its roundings counted to `dz_tensor`.
+// z (batch, positions × outputs): one row of outputs per label (a sequence model predicts every position; the
+// loss is the mean over batch × positions, as F.cross_entropy of (B·T, V) logits); `dz` (same shape) is filled
+// when given, its roundings counted to `dz_tensor`.
 template <class Ops>
 LossResult compute_loss(Ops& ops, StepLog& log, const ModelConfig& m, const Matrix<typename Ops::T>& z, const Batch& b,
                         float scale, Matrix<typename Ops::T>* dz, std::size_t dz_tensor);

@@ -43,7 +43,22 @@ struct OpContext {
   std::size_t out_grad_tensor;  // the output's gradient (its FP8 cast)
   std::size_t in_grad_tensor;   // and the input's gradient
   const Matrix<typename Ops::T>* residual = nullptr;  // add: the activation added to the input (the lane's)
+  // The formats of the output and of the input's gradient: activations / gradients, or promoted (Node::promoted).
+  Role out_role = Role::activations;
+  Role in_grad_role = Role::gradients;
+  bool promoted_input = false;  // a GEMM casts its input to the activation format first (autocast's cast)
+  Role out_grad_role() const { return out_role == Role::promoted ? Role::promoted : Role::gradients; }
 };
+
+// A GEMM op's input as the GEMM takes it: x itself, or (a promoted input, where that format is not the activation
+// format) x cast to the activation format in `scratch`, counted to the input's tensor.
+template <class Ops>
+const Matrix<typename Ops::T>& gemm_operand(OpContext<Ops>& cx, const Matrix<typename Ops::T>& x, Matrix<typename Ops::T>& scratch) {
+  if (!cx.promoted_input || cx.ops.same_format(Role::promoted, Role::activations)) return x;
+  scratch = Matrix<typename Ops::T>(x.rows, x.cols);
+  cx.ops.cast(Role::activations, cx.in_tensor, x.values(), scratch.values(), cx.log);
+  return scratch;
+}
 
 template <class Ops>
 class Op {
@@ -63,6 +78,8 @@ class Op {
   // the gradient at its input (batch, in_size). `in` and `out` are the forward pass's.
   virtual void backward(OpContext<Ops>& cx, const Matrix<T>& in, const Matrix<T>& out, const Matrix<T>& dout,
                         Matrix<T>* din) = 0;
+  // The values of a catalogue entry the op keeps inside (attention scores), empty for others.
+  virtual std::span<const T> internal_values(std::size_t /*tensor*/) const { return {}; }
 
  protected:
   const Node* node_;
@@ -82,6 +99,9 @@ template <class Ops> std::unique_ptr<Op<Ops>> make_activation(const Node&, const
 template <class Ops> std::unique_ptr<Op<Ops>> make_layer_norm(const Node&, const OptimizerConfig&);
 template <class Ops> std::unique_ptr<Op<Ops>> make_batch_norm2d(const Node&, const OptimizerConfig&);
 template <class Ops> std::unique_ptr<Op<Ops>> make_add(const Node&, const OptimizerConfig&);
+template <class Ops> std::unique_ptr<Op<Ops>> make_embedding(const Node&, const OptimizerConfig&);
+template <class Ops> std::unique_ptr<Op<Ops>> make_position_embedding(const Node&, const OptimizerConfig&);
+template <class Ops> std::unique_ptr<Op<Ops>> make_causal_attention(const Node&, const OptimizerConfig&);
 
 // Every op file instantiates its factory for the three storage policies.
 #define MPSCOPE_INSTANTIATE_OP(factory)                                                                   \

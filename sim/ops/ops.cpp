@@ -16,6 +16,9 @@ std::unique_ptr<Op<Ops>> make_op(const Node& n, const OptimizerConfig& c) {
     case T::layer_norm: return make_layer_norm<Ops>(n, c);
     case T::batch_norm2d: return make_batch_norm2d<Ops>(n, c);
     case T::add: return make_add<Ops>(n, c);
+    case T::embedding: return make_embedding<Ops>(n, c);
+    case T::position_embedding: return make_position_embedding<Ops>(n, c);
+    case T::causal_attention: return make_causal_attention<Ops>(n, c);
   }
   throw std::logic_error("unknown layer type");
 }

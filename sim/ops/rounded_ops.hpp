@@ -94,7 +94,8 @@ class RoundedOps {
 
   const RoleFormat& role(Role r) const {
     switch (r) {
-      case Role::master: return recipe_.master;
+      case Role::master:
+      case Role::promoted: return recipe_.master;
       case Role::weights: return recipe_.weights;
       case Role::activations: return recipe_.activations;
       case Role::gradients: return recipe_.gradients;
@@ -104,6 +105,7 @@ class RoundedOps {
     return recipe_.master;
   }
   std::string format_name(Role r) const { return role(r).format.name; }
+  bool same_format(Role a, Role b) const { return role(a).format == role(b).format && role(a).rounding == role(b).rounding; }
   bool master_gradients() const { return recipe_.master_gradients; }
   RandomStream& random() { return random_; }
   RandomStream random_state() const { return random_; }
@@ -123,6 +125,13 @@ class RoundedOps {
       }
     }
     log.check_finite<float>(tensor, out);
+  }
+
+  // Round double results to the promoted format (float32 math of an op on autocast's fp32 list) and then, where
+  // `to` differs, to `to`'s format (autocast's cast of that result), counted to `tensor`.
+  void store_promoted_then(Role to, std::size_t tensor, std::span<const double> in, std::span<float> out, StepLog& log) {
+    store(Role::promoted, tensor, in, out, log);
+    if (!same_format(Role::promoted, to)) cast(to, tensor, out, out, log);
   }
 
   // Round double results (elementwise math) once to the role's format.
@@ -212,6 +221,7 @@ class WideOps {
 
   WideOps(const LaneConfig& c, int) : name_(c.recipe.storage == Storage::exact ? "exact" : "fp64") {}
   std::string format_name(Role) const { return name_; }
+  bool same_format(Role, Role) const { return true; }
   bool master_gradients() const { return true; }
   int random_state() const { return 0; }
   void restore_random_state(int) {}
@@ -223,6 +233,9 @@ class WideOps {
   void store(Role, std::size_t tensor, std::span<const V> in, std::span<V> out, StepLog& log) {
     std::copy(in.begin(), in.end(), out.begin());
     log.check_finite<V>(tensor, out);
+  }
+  void store_promoted_then(Role r, std::size_t tensor, std::span<const V> in, std::span<V> out, StepLog& log) {
+    store(r, tensor, in, out, log);
   }
   V loss_value(const V& loss) const { return loss; }
   V to_format(Role, const V& v) const { return v; }

@@ -77,7 +77,7 @@ std::vector<sim::LayerSpec> every_op() {
           spec(T::maxpool2d, 0, 2, 2),                                                     // 8x8 -> 4x4
           spec(T::conv2d, 8, 3, 2, 1), activation(sim::Activation::silu),                  // -> 2x2
           spec(T::avgpool2d, 0, 2, 1),                                                     // -> 1x1
-          spec(T::flatten), spec(T::linear, 16), spec(T::layer_norm), activation(sim::Activation::gelu),
+          spec(T::flatten), spec(T::linear, 16), activation(sim::Activation::gelu), spec(T::layer_norm),
           spec(T::linear, 10)};
 }
 
@@ -98,6 +98,25 @@ TEST(GpuGraphLane, EveryRecipeAndOpMatchesTheCpuLane) {
 // fp8 on a CNN: delayed scaling with a short history that rolls over and a margin, and without scaling, bit for
 // bit in exact mode; fast mode runs the GEMMs on the FP8 tensor cores (the same quantized values, another
 // accumulation): close to the CPU lane, as the mlp's fp8 fast lane is (test_gpu_lanes.cpp).
+// A LayerNorm read by an activation keeps autocast's fp32 output: the AMP GPU lanes (fp16/bf16 activation buffers)
+// refuse it by name; where the promoted format is the activation format (fp32, fp16-pure) it runs.
+TEST(GpuGraphLane, AmpRefusesAFloat32LayerNormOutputByName) {
+  MPSCOPE_REQUIRE_GPU();
+  using T = sim::LayerSpec::Type;
+  const Problem s = digits_problem({spec(T::flatten), spec(T::linear, 16), spec(T::layer_norm),
+                                    activation(sim::Activation::gelu), spec(T::linear, 10)});
+  try {
+    gpu_lane(lane_config("fp16-amp", sim::Accumulation::fp32, 0.05), s, gpu::GemmMode::exact);
+    ADD_FAILURE() << "expected a refusal";
+  } catch (const gpu::GpuError& e) {
+    EXPECT_NE(std::string(e.what()).find("the output of 2 (layer_norm) stays float32 under autocast"), std::string::npos) << e.what();
+  }
+  for (const char* recipe : {"fp32", "fp16-pure"}) {
+    SCOPED_TRACE(recipe);
+    expect_lockstep_identical(s, lane_config(recipe, sim::Accumulation::fp32, 0.05), 10, 3);
+  }
+}
+
 TEST(GpuGraphLane, Fp8DelayedScalingMatchesTheCpuLane) {
   MPSCOPE_REQUIRE_GPU();
   const Problem s = digits_problem(residual_net());

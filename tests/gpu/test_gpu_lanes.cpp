@@ -57,7 +57,8 @@ TEST(GpuExactLane, EveryRecipeMatchesTheCpuLane) {
 }
 
 // fp8: E4M3/E5M2 quantization with delayed scaling (short histories that roll over, a margin, no scaling), with
-// LayerNorm and GELU too; the exact mode's float GEMMs of FP8 values are the CPU's fp32 model.
+// LayerNorm and GELU too (make_gpu_lane runs mlps with LayerNorm on the graph lane); the exact mode's float GEMMs of
+// FP8 values are the CPU's fp32 model.
 TEST(GpuExactLane, Fp8DelayedScalingMatchesTheCpuLane) {
   MPSCOPE_REQUIRE_GPU();
   Problem s = spiral_problem({2, 24, 40, 3});
@@ -86,7 +87,8 @@ TEST(GpuExactLane, Fp8DelayedScalingMatchesTheCpuLane) {
 }
 
 // Each operation of the model, forward and backward, through whole steps: activations, LayerNorm, losses,
-// optimizers, each against its CPU twin.
+// optimizers, each against its CPU twin. (The LayerNorm cases run on the graph lane: make_gpu_lane sends mlps with
+// LayerNorm there.)
 TEST(GpuExactLane, EveryOperationMatchesTheCpuLane) {
   MPSCOPE_REQUIRE_GPU();
   for (sim::Activation a : {sim::Activation::relu, sim::Activation::gelu, sim::Activation::gelu_tanh, sim::Activation::tanh,
