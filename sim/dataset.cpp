@@ -356,7 +356,8 @@ void set_labels(Dataset& d, std::vector<std::int64_t> labels, const std::string&
 // Token ids (n, T) of integer x: stored as floats (exact below 2^24).
 Matrix<float> token_matrix(const NpyArray& a, const std::string& what, std::int64_t& vocab) {
   if (a.shape.size() != 2 || a.shape[0] <= 0 || a.shape[1] <= 0)
-    throw DataError(what + ": integer inputs are token ids, expected a non-empty (n, T) array, found shape " + a.shape_string());
+    throw DataError(what + ": integer inputs are token ids, expected a non-empty (n, T) array, found shape " + a.shape_string() +
+                    " (for real-valued inputs such as uint8 images, save them as float32)");
   const std::vector<std::int64_t> ids = integers(a, what);
   Matrix<float> x(a.shape[0], a.shape[1]);
   vocab = 0;
@@ -395,8 +396,10 @@ Dataset load_npz_dataset(const std::filesystem::path& path, const std::string& x
                       ") (one per position) or (" + std::to_string(d.size()) + ",), found " +
                       std::string(to_string(y.dtype)) + " " + y.shape_string());
     set_labels(d, integers(y, p + y_key), p + y_key, per_position ? d.x.cols : 1);
-    d.vocab = std::max(d.vocab, d.classes);
-    if (per_position) d.classes = d.vocab;
+    if (per_position) {  // next tokens: the same vocabulary (one label per sequence is a class, not a token)
+      d.vocab = std::max(d.vocab, d.classes);
+      d.classes = d.vocab;
+    }
   } else if (y.dtype == DType::float32 || y.dtype == DType::float64) {
     d.targets = float_matrix(y, p + y_key);
     if (d.targets.rows != d.size())

@@ -94,8 +94,8 @@ Dataset load_text_dataset(const std::filesystem::path& path, std::int64_t length
 // x_key: float32/float64 (n, d1, d2, ...), any rank >= 2: each sample flattened row-major, sample_shape {d1, d2, ...}
 // (images: (n, C, H, W)); y_key: integer labels (n) -> classification, or float targets (n) or
 // (n, outputs) -> regression; batch_index_key ("" for none): integer (steps, batch).
-// Token data: an integer x (n, T) holds token ids (vocab = 1 + the largest id of x and y) and y (n, T) the target
-// token of every position (a language model's next tokens), or y (n) one label per sequence.
+// Token data: an integer x (n, T) holds token ids (vocab = 1 + the largest id; with y (n, T), the target token of
+// every position (a language model's next tokens), of x and y), or y (n) one class label per sequence.
 Dataset load_npz_dataset(const std::filesystem::path& path, const std::string& x_key, const std::string& y_key,
                          const std::string& batch_index_key);
 // A header row, comma-separated numbers. `label`: an integer class column (classification); or `targets`: one or

@@ -12,87 +12,12 @@
 #include "sim/experiment.hpp"
 #include "sim/lane.hpp"
 #include "sim/ops/graph.hpp"
+#include "model_builders.hpp"
 
 using namespace mpscope::sim;
-using json = nlohmann::json;
+using namespace mpscope::test;
 
 namespace {
-
-using Type = LayerSpec::Type;
-
-LayerSpec linear(std::int64_t out, bool bias = true) {
-  LayerSpec s;
-  s.type = Type::linear;
-  s.out = out;
-  s.bias = bias;
-  return s;
-}
-LayerSpec conv(std::int64_t out, std::int64_t k, std::int64_t stride = 1, std::int64_t padding = 0, bool bias = true) {
-  LayerSpec s;
-  s.type = Type::conv2d;
-  s.out = out;
-  s.kernel = k;
-  s.stride = stride;
-  s.padding = padding;
-  s.bias = bias;
-  return s;
-}
-LayerSpec pool(Type t, std::int64_t k, std::int64_t stride = 0) {
-  LayerSpec s;
-  s.type = t;
-  s.kernel = k;
-  s.stride = stride ? stride : k;
-  return s;
-}
-LayerSpec of(Type t) {
-  LayerSpec s;
-  s.type = t;
-  return s;
-}
-LayerSpec add(std::int64_t from) {
-  LayerSpec s;
-  s.type = Type::add;
-  s.from = from;
-  return s;
-}
-LayerSpec act(Activation a) {
-  LayerSpec s;
-  s.type = Type::activation;
-  s.activation = a;
-  return s;
-}
-
-ModelConfig sequential(std::vector<std::int64_t> input, std::vector<LayerSpec> layers, LossType loss) {
-  ModelConfig m;
-  m.type = ModelConfig::Type::sequential;
-  m.input = std::move(input);
-  m.sequence = std::move(layers);
-  m.loss = loss;
-  return m;
-}
-
-ModelConfig gpt(std::int64_t vocab, std::int64_t block, std::int64_t embd, std::int64_t heads, std::int64_t layers) {
-  ModelConfig m;
-  m.type = ModelConfig::Type::gpt;
-  m.gpt = {vocab, block, embd, heads, layers, true};
-  return m;
-}
-LayerSpec embedding(std::int64_t count, std::int64_t dim) {
-  LayerSpec s = of(Type::embedding);
-  s.count = count;
-  s.out = dim;
-  return s;
-}
-LayerSpec positions(std::int64_t count) {
-  LayerSpec s = of(Type::position_embedding);
-  s.count = count;
-  return s;
-}
-LayerSpec attention(std::int64_t heads) {
-  LayerSpec s = of(Type::causal_attention);
-  s.heads = heads;
-  return s;
-}
 
 struct Case {
   std::string name;
@@ -435,9 +360,6 @@ std::string build_error(const ModelConfig& m) {
   return "no error";
 }
 
-void expect_contains(const std::string& text, std::initializer_list<const char*> parts) {
-  for (const char* p : parts) EXPECT_NE(text.find(p), std::string::npos) << "'" << p << "' not in: " << text;
-}
 
 TEST(GraphErrors, NameTheLayerAndTheShapes) {
   const auto ce = LossType::cross_entropy;
@@ -470,24 +392,7 @@ TEST(GraphErrors, LinearOnAnImageActsOnTheLastDimension) {
   EXPECT_EQ(g.nodes[1].params[0].shape, (std::vector<std::int64_t>{5, 2}));
 }
 
-json experiment_with(const json& model) {
-  json j = json::parse(R"({
-    "name": "t", "seed": 1, "steps": 10, "batch_size": 16,
-    "data": {"source": "spiral", "classes": 3, "points_per_class": 20, "noise": 0.2},
-    "loss": "cross_entropy", "optimizer": {"type": "sgd", "lr": 0.1},
-    "lanes": [{"name": "fp32", "recipe": "fp32", "reference": true}]})");
-  j["model"] = model;
-  return j;
-}
 
-std::string experiment_error(const json& model) {
-  try {
-    parse_experiment(experiment_with(model), ".");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 // The loss needs (outputs,) per sample: a model that ends in an image (or a linear layer on one) is refused with the
 // shape it ends in; the graph's own shape errors come back with the key path.
@@ -515,77 +420,3 @@ TEST(GraphErrors, ExperimentRefusesALossOnAnImage) {
 
 }  // namespace
 
-namespace {
-
-// A gpt model is nanoGPT's: its parameters' names, shapes and init; which activations autocast keeps in fp32.
-TEST(GptModel, NanoGptNamesShapesInitAndPromotedActivations) {
-  const ModelConfig m = gpt(16, 32, 64, 4, 2);
-  const Graph g = build_graph(m);
-  std::vector<std::string> names;
-  for (const Node& n : g.nodes)
-    for (const ParamInfo& p : n.params) names.push_back(p.name + " " + shape_text(p.shape));
-  const std::vector<std::string> block0 = {
-      "transformer.h.0.ln_1.weight (64,)",           "transformer.h.0.ln_1.bias (64,)",
-      "transformer.h.0.attn.c_attn.weight (192, 64)", "transformer.h.0.attn.c_attn.bias (192,)",
-      "transformer.h.0.attn.c_proj.weight (64, 64)",  "transformer.h.0.attn.c_proj.bias (64,)",
-      "transformer.h.0.ln_2.weight (64,)",           "transformer.h.0.ln_2.bias (64,)",
-      "transformer.h.0.mlp.c_fc.weight (256, 64)",    "transformer.h.0.mlp.c_fc.bias (256,)",
-      "transformer.h.0.mlp.c_proj.weight (64, 256)",  "transformer.h.0.mlp.c_proj.bias (64,)"};
-  ASSERT_EQ(names.size(), 2 + 2 * block0.size() + 3);
-  EXPECT_EQ(names[0], "transformer.wte.weight (16, 64)");
-  EXPECT_EQ(names[1], "transformer.wpe.weight (32, 64)");
-  for (std::size_t i = 0; i < block0.size(); ++i) EXPECT_EQ(names[2 + i], block0[i]);
-  EXPECT_EQ(names[names.size() - 3], "transformer.ln_f.weight (64,)");
-  EXPECT_EQ(names.back(), "lm_head.weight (16, 64)");
-  EXPECT_TRUE(g.tokens);
-  EXPECT_EQ(g.nodes.back().out_shape, (std::vector<std::int64_t>{32, 16}));
-  // nanoGPT's init: N(0, 0.02), c_proj N(0, 0.02/sqrt(2·n_layer)), biases 0, LayerNorm 1 and 0
-  const InitialWeights w = default_initial_weights(g, 3);
-  const auto std_of = [&](const std::string& name) {
-    double sum = 0, squares = 0;
-    for (double v : w.at(name).values) sum += v, squares += v * v;
-    const double n = static_cast<double>(w.at(name).values.size());
-    EXPECT_NEAR(sum / n, 0.0, 4 * std::sqrt(squares / n / n)) << name;  // mean within 4 standard errors
-    return std::sqrt(squares / n);
-  };
-  EXPECT_NEAR(std_of("transformer.h.0.mlp.c_fc.weight"), 0.02, 0.0005);
-  EXPECT_NEAR(std_of("transformer.wte.weight"), 0.02, 0.002);
-  EXPECT_NEAR(std_of("transformer.h.1.mlp.c_proj.weight"), 0.02 / std::sqrt(4.0), 0.0003);
-  for (double v : w.at("transformer.h.0.attn.c_attn.bias").values) ASSERT_EQ(v, 0.0);
-  for (double v : w.at("transformer.ln_f.weight").values) ASSERT_EQ(v, 1.0);
-  // fp32 under autocast: the embeddings, the residual stream (every add); LayerNorms read by a Linear fold its cast
-  for (const Node& n : g.nodes) {
-    const bool stream = n.spec.type == Type::embedding || n.spec.type == Type::position_embedding || n.spec.type == Type::add;
-    EXPECT_EQ(n.promoted, stream) << n.module;
-    EXPECT_EQ(n.promoted_input, n.spec.type == Type::layer_norm || n.spec.type == Type::position_embedding) << n.module;
-  }
-  // the catalogue: each head's attention scores and the probabilities, in the c_attn group
-  std::vector<std::string> scores;
-  for (const TensorInfo& t : g.tensors)
-    if (t.kind == "attention_scores" || t.kind == "attention_probs") scores.push_back(t.name);
-  ASSERT_EQ(scores.size(), 10u);
-  EXPECT_EQ(scores[0], "transformer.h.0.attn.head0.scores");
-  EXPECT_EQ(scores[4], "transformer.h.0.attn.probs");
-}
-
-TEST(GptModel, ConfigErrorsNameTheKey) {
-  const json ok = json::parse(R"({"type": "gpt", "vocab_size": 8, "block_size": 4, "n_embd": 8, "n_head": 2, "n_layer": 1})");
-  json heads = ok;
-  heads["n_head"] = 3;
-  expect_contains(experiment_error(heads), {"model.n_head", "3 does not divide n_embd 8"});
-  json zero = ok;
-  zero["n_layer"] = 0;
-  expect_contains(experiment_error(zero), {"model.n_layer", "positive"});
-  json typo = ok;
-  typo["n_embed"] = 8;
-  expect_contains(experiment_error(typo), {"n_embed"});
-  // the spiral's real-valued inputs do not fit a token model
-  try {
-    prepare(parse_experiment(experiment_with(ok), "."));
-    ADD_FAILURE() << "expected an error";
-  } catch (const ConfigError& e) {
-    expect_contains(e.what(), {"the model reads token ids", "this data holds real values"});
-  }
-}
-
-}  // namespace

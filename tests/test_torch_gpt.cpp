@@ -1,11 +1,8 @@
 // samples/torch_gpt.json (nanoGPT: V 16, T 32, D 64, 4 heads, 2 layers) against PyTorch 2.11 on an H200.
 // GptStepZero: step 0 of the first 4 sequences under autocast (tests/data/autocast_gpt.npz, from
 // ../shared/oracles/autocast_points.npz): every module's output and output gradient and every parameter's .grad,
-// which covers each rounding point of the transformer ops (docs/recipes.md "Transformer ops"). The contract for
-// narrow (fp16/bf16) tensors is docs/recipes.md's: at least 99.9% bit-identical, the rest within 1 ulp. Tensors
-// autocast keeps in fp32 (LayerNorm outputs, the residual stream, the norms' and embeddings' gradients) are sums
-// that PyTorch's kernels form in float32 in their own order and the lane in double: they are held to 4 float32 ulps
-// (each rounding of a float32 sum of n terms may differ by a few ulps; no narrowing happens there).
+// which covers each rounding point of the transformer ops (docs/recipes.md "Transformer ops"): each op alone on
+// PyTorch's inputs (the contract is stated at EveryOpAloneAsPyTorchRoundsIt), and the whole step normwise.
 // TorchGpt.Trajectories: 200 steps of the three recipes against PyTorch's losses (issue 16: fp32 within 1e-3
 // relative at every step, AMP within 1%).
 #include <gtest/gtest.h>

@@ -5,8 +5,10 @@
 //                                       under autocast) when either operand is, by type promotion — a transformer's
 //                                       residual stream; PyTorch adds in float32 and rounds once
 //   backward  dx = round(dy)            the input gradient's format (a narrow input: the promotion's cast backward);
-//                                       r's gradient gets dy too, which the lane rounds to r's gradient format and
-//                                       adds to what r's other consumer sends back: round(d_r + dy), one rounding
+//                                       r's gradient gets dy too, which the lane adds to what r's other consumer
+//                                       sends back: round(d_r + dy), one rounding to r's gradient format (PyTorch
+//                                       rounds dy to a narrow r's format first: not modelled, no shipped model has
+//                                       a narrow r under a promoted sum)
 #include "sim/ops/op.hpp"
 
 namespace mpscope::sim {
@@ -31,7 +33,7 @@ class Add final : public Op<Ops> {
 
   void backward(OpContext<Ops>& cx, const Matrix<T>&, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dx) override {
     if (!dx) return;
-    if (cx.in_grad_role == cx.out_grad_role()) {
+    if (cx.ops.same_format(cx.in_grad_role, cx.out_grad_role())) {
       *dx = dy;
       return;
     }

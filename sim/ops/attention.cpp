@@ -10,7 +10,7 @@
 //             pA = round_A(p)                          autocast's cast for the next bmm ("probs" tensor)
 //             y  = round_A(acc(pA·v))                  (T, d) per head, into the head's columns of (T, D)
 //   backward  dpA = round_G(acc(dy·vᵀ)),  dv = round_G(acc(pAᵀ·dy))
-//             da = round_G(round_P(p ⊙ (dpA − Σ_j dpA·p)))   softmax's backward in P, then the cast's backward
+//             da = round_G(round_P(dpA·p − p·Σ_j dpA·p))   softmax's backward in P, then the cast's backward
 //             ds = round_G(da · c)
 //             dq = round_G(acc(ds·k)),  dk = round_G(acc(dsᵀ·q))
 // The masked positions hold 0 in p (exp(−inf)); their gradients are 0. Roundings of a, s count to the head's
@@ -21,7 +21,8 @@
 // (summed in that order), then a butterfly (offsets W/2 .. 1) adds the lanes' sums; p = e / sum with
 // e = float32(exp(a − max)); the backward's Σ dp·p likewise, da = p·(dp − Σ). On float storage the lane follows
 // that order (its expf is correctly rounded; CUDA's may differ by an ulp): the step-0 oracle's attention output
-// matches 8190 of 8192 values this way, against 8170 for an exactly rounded softmax.
+// matches 8190 of 8192 values this way, against 8170 for an exactly rounded softmax. (Rows longer than 1024 use
+// PyTorch's block softmax, whose order this does not follow: there the float32 sums are approximate.)
 #include <cmath>
 
 #include "sim/ops/op.hpp"
@@ -45,7 +46,8 @@ class CausalAttention final : public Op<Ops> {
     }
   }
 
-  void forward(OpContext<Ops>& cx, const Matrix<T>& qkv, Matrix<T>& y, bool) override {
+  void forward(OpContext<Ops>& cx, const Matrix<T>& input, Matrix<T>& y, bool) override {
+    const Matrix<T>& qkv = gemm_operand(cx, input, cast_input_);  // (a promoted input: the bmm's cast)
     const std::int64_t batch = qkv.rows;
     const std::size_t block = static_cast<std::size_t>(batch * causal_);  // one head's causal values
     scores_.assign(static_cast<std::size_t>(heads_) * block, T(0));
@@ -62,7 +64,7 @@ class CausalAttention final : public Op<Ops> {
       }
       const std::size_t tensor = this->node().scores_tensor + static_cast<std::size_t>(h);
       cx.ops.cast(Role::activations, tensor, s, s, cx.log);
-      for (std::size_t i = 0; i < block; ++i) wide[i] = W(s[i]) * scale_;
+      for (std::size_t i = 0; i < block; ++i) wide[i] = scaled(s[i]);
       cx.ops.store(Role::activations, tensor, wide, s, cx.log);
       for (std::int64_t r = 0; r < batch * t_; ++r) softmax_row(s, r, wide);  // (wide: the values as P rounds them)
       const std::span<T> p(probs_.data() + h * block, block), pa(probs_a_.data() + h * block, block);
@@ -83,12 +85,13 @@ class CausalAttention final : public Op<Ops> {
     cx.ops.cast(Role::activations, cx.out_tensor, ys, y.values(), cx.log);
   }
 
-  void backward(OpContext<Ops>& cx, const Matrix<T>& qkv, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dqkv) override {
+  void backward(OpContext<Ops>& cx, const Matrix<T>& input, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dqkv) override {
+    const Matrix<T>& qkv = cx.promoted_input && !cx.ops.same_format(Role::promoted, Role::activations) ? cast_input_ : input;
     const std::int64_t batch = qkv.rows;
     const std::size_t block = static_cast<std::size_t>(batch * causal_);
     std::vector<T> grads(qkv.data.size());  // dq | dk | dv as the GEMMs give them, rounded at the end
     std::vector<T> full(static_cast<std::size_t>(t_ * t_)), out(static_cast<std::size_t>(t_ * hd_));
-    std::vector<T> dp(static_cast<std::size_t>(causal_));
+    std::vector<T> dp(static_cast<std::size_t>(causal_)), dpa(full.size()), row_p(static_cast<std::size_t>(t_));
     std::vector<W> wide(static_cast<std::size_t>(causal_));
     for (std::int64_t h = 0; h < heads_; ++h)
       for (std::int64_t b = 0; b < batch; ++b) {
@@ -96,20 +99,22 @@ class CausalAttention final : public Op<Ops> {
         const std::span<const T> p(probs_.data() + at, static_cast<std::size_t>(causal_));
         const std::span<const T> pa(probs_a_.data() + at, static_cast<std::size_t>(causal_));
         const View<T> dyh{dy.data.data() + b * t_ * d_ + h * hd_, t_, hd_, d_, 1};
-        // dpA and dv
-        cx.ops.gemm(dyh, v(qkv, b, h).transposed(), full);
-        pack(full, dp);
-        cx.ops.cast(Role::gradients, cx.in_grad_tensor, dp, dp, cx.log);
+        // dpA (T, T), the masked positions too: PyTorch rounds them all, and the softmax's backward sums whole rows
+        // (an inf there makes the row NaN); then dv
+        cx.ops.gemm(dyh, v(qkv, b, h).transposed(), dpa);
+        cx.ops.cast(Role::gradients, cx.in_grad_tensor, dpa, dpa, cx.log);
         unpack(pa, full);
         cx.ops.gemm(square(full).transposed(), dyh, out);
         scatter(out, grads, b, 2 * d_ + h * hd_);
         // softmax backward, the casts' backward, the scale
-        for (std::int64_t t = 0, row = 0; t < t_; row += ++t)
-          softmax_backward_row(p.subspan(static_cast<std::size_t>(row), static_cast<std::size_t>(t + 1)),
-                               std::span<const T>(dp).subspan(static_cast<std::size_t>(row), static_cast<std::size_t>(t + 1)),
-                               wide.data() + row);
+        for (std::int64_t t = 0, row = 0; t < t_; row += ++t) {
+          std::fill(row_p.begin(), row_p.end(), T(0));
+          std::copy_n(p.begin() + row, t + 1, row_p.begin());
+          softmax_backward_row(row_p, std::span<const T>(dpa).subspan(static_cast<std::size_t>(t * t_), static_cast<std::size_t>(t_)),
+                               wide.data() + row, t + 1);
+        }
         cx.ops.store_promoted_then(Role::gradients, cx.in_grad_tensor, wide, dp, cx.log);
-        for (std::size_t i = 0; i < dp.size(); ++i) wide[i] = W(dp[i]) * scale_;
+        for (std::size_t i = 0; i < dp.size(); ++i) wide[i] = scaled(dp[i]);
         cx.ops.store(Role::gradients, cx.in_grad_tensor, wide, dp, cx.log);
         // dq and dk
         unpack(dp, full);
@@ -177,17 +182,32 @@ class CausalAttention final : public Op<Ops> {
     }
   }
 
-  // d a = p ⊙ (dp − Σ dp·p) of one causal row into out.
-  void softmax_backward_row(std::span<const T> p, std::span<const T> dp, W* out) const {
+  // d a = dp·p − p·Σ(dp·p) of one row (p and dp over all T positions, p 0 where masked) into out[0, causal):
+  // on float storage as PyTorch's softmax_warp_backward forms it: g = float32(dp·p), the warp sum, then
+  // fma(−p, sum, g) (here in double, one rounding by the caller's store).
+  void softmax_backward_row(std::span<const T> p, std::span<const T> dp, W* out, std::int64_t causal) const {
     if constexpr (std::is_same_v<T, float>) {
       std::vector<float> products(p.size());
       for (std::size_t j = 0; j < p.size(); ++j) products[j] = dp[j] * p[j];
       const float sum = warp_sum(products);
-      for (std::size_t j = 0; j < p.size(); ++j) out[j] = p[j] * (dp[j] - sum);
+      for (std::int64_t j = 0; j < causal; ++j)
+        out[j] = static_cast<double>(products[static_cast<std::size_t>(j)]) -
+                 static_cast<double>(p[static_cast<std::size_t>(j)]) * static_cast<double>(sum);
     } else {
       W sum(0);
       for (std::size_t j = 0; j < p.size(); ++j) sum += W(dp[j]) * W(p[j]);
-      for (std::size_t j = 0; j < p.size(); ++j) out[j] = W(p[j]) * (W(dp[j]) - sum);
+      for (std::int64_t j = 0; j < causal; ++j)
+        out[j] = W(dp[static_cast<std::size_t>(j)]) * W(p[static_cast<std::size_t>(j)]) - W(p[static_cast<std::size_t>(j)]) * sum;
+    }
+  }
+
+  // x · c as PyTorch multiplies an fp16/bf16/fp32 tensor by a Python float: in float32, then rounded by the
+  // caller's store (float storage); exact on the wide lanes.
+  W scaled(const T& x) const {
+    if constexpr (std::is_same_v<T, float>) {
+      return static_cast<float>(x * static_cast<float>(scale_));
+    } else {
+      return W(x) * scale_;
     }
   }
 
@@ -211,6 +231,7 @@ class CausalAttention final : public Op<Ops> {
   std::int64_t t_, d_, heads_, hd_, causal_;
   W scale_;
   std::vector<T> scores_, probs_, probs_a_;  // (heads, batch, T·(T+1)/2): a, p (promoted), pA
+  Matrix<T> cast_input_;                     // a promoted input cast to the activation format
 };
 
 }  // namespace

@@ -64,7 +64,7 @@ class BatchNorm2d final : public Op<Ops> {
         }
     }
     y = Matrix<T>(x.rows, x.cols);
-    cx.ops.store(Role::activations, cx.out_tensor, wide, y.values(), cx.log);
+    cx.ops.store(cx.out_role, cx.out_tensor, wide, y.values(), cx.log);
   }
 
   void backward(OpContext<Ops>& cx, const Matrix<T>& x, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dx) override {
@@ -99,7 +99,7 @@ class BatchNorm2d final : public Op<Ops> {
     cx.ops.store(Role::promoted, params_[1].grad_tensor, dbeta, params_[1].grad, cx.log);
     if (!dx) return;
     *dx = Matrix<T>(x.rows, x.cols);
-    cx.ops.store(Role::gradients, cx.in_grad_tensor, dh, dx->values(), cx.log);
+    cx.ops.store(cx.in_grad_role, cx.in_grad_tensor, dh, dx->values(), cx.log);
   }
 
  private:

@@ -89,7 +89,7 @@ class PositionEmbedding final : public Op<Ops> {
     p.grad.resize(p.master.size());
     cx.ops.store(Role::promoted, p.grad_tensor, sum, p.grad, cx.log);
     if (!dx) return;
-    if (cx.in_grad_role == cx.out_grad_role()) {
+    if (cx.ops.same_format(cx.in_grad_role, cx.out_grad_role())) {
       *dx = dy;
       return;
     }

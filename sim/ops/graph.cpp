@@ -139,7 +139,6 @@ void mark_promoted(Graph& g) {
     switch (n.spec.type) {
       case T::linear:
       case T::conv2d:
-      case T::batch_norm2d:
       case T::causal_attention: n.promoted = false; break;
       case T::embedding:
       case T::position_embedding: n.promoted = true; break;

@@ -64,7 +64,7 @@ struct Graph {
   std::vector<Node> nodes;
   std::vector<Group> groups;        // [0] is the input
   std::vector<TensorInfo> tensors;  // the catalogue (format left empty: each lane fills in its own)
-  std::vector<Role> tensor_roles;   // per catalogue entry: master, activations or gradients
+  std::vector<Role> tensor_roles;   // per catalogue entry: master, activations, gradients or promoted
   int gemms = 0;
   bool mlp = false;                 // built from an mlp
   bool tokens = false;              // the input holds token ids (an embedding reads it): not cast, no gradient
