@@ -20,13 +20,7 @@ namespace {
 TEST(TorchAgreement, SpiralTrajectories) {
   const fs::path samples = fs::path(MPSCOPE_SOURCE_DIR) / "samples";
   const sim::Experiment e = sim::load_experiment(samples / "torch_spiral.json");
-  const fs::path file = fs::temp_directory_path() / ("mpscope_torch_" + std::to_string(::getpid()) + ".mpscope");
-  fs::remove(file);
-  {
-    analysis::RunWriter w(file, analysis::RunHeader{"{}", "{}", "", "test", e.steps});
-    const sim::TrainResult r = sim::train(e, sim::prepare(e), &w, {});
-    ASSERT_EQ(r.steps_done, 500);
-  }
+  const fs::path file = test::train_to_run_file(e, "torch_spiral");
   const analysis::RunReader run(file);
   const sim::NpzFile torch(samples / "torch_spiral_mlp.npz");
   // Per lane: the largest relative loss difference allowed at any of the 500 steps (measured: fp32 1.7e-7, fp16-amp

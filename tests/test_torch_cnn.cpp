@@ -99,12 +99,7 @@ INSTANTIATE_TEST_SUITE_P(Cnn, CnnStepZero,
 
 TEST(TorchCnn, Trajectories) {
   const sim::Experiment e = sim::load_experiment(samples / "torch_cnn.json");
-  const fs::path file = fs::temp_directory_path() / ("mpscope_torch_cnn_" + std::to_string(::getpid()) + ".mpscope");
-  fs::remove(file);
-  {
-    analysis::RunWriter w(file, analysis::RunHeader{"{}", "{}", "", "test", e.steps});
-    ASSERT_EQ(sim::train(e, sim::prepare(e), &w, {}).steps_done, 300);
-  }
+  const fs::path file = test::train_to_run_file(e, "torch_cnn");
   const analysis::RunReader run(file);
   const sim::NpzFile torch(samples / "torch_digits_cnn.npz");
   const struct {

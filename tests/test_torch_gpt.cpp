@@ -7,8 +7,6 @@
 // relative at every step, AMP within 1%).
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <iomanip>
 #include <iostream>
@@ -218,12 +216,7 @@ INSTANTIATE_TEST_SUITE_P(Gpt, GptStepZero,
 
 TEST(TorchGpt, Trajectories) {
   const sim::Experiment e = sim::load_experiment(samples / "torch_gpt.json");
-  const fs::path file = fs::temp_directory_path() / ("mpscope_torch_gpt_" + std::to_string(::getpid()) + ".mpscope");
-  fs::remove(file);
-  {
-    analysis::RunWriter w(file, analysis::RunHeader{"{}", "{}", "", "test", e.steps});
-    ASSERT_EQ(sim::train(e, sim::prepare(e), &w, {}).steps_done, 200);
-  }
+  const fs::path file = test::train_to_run_file(e, "torch_gpt");
   const analysis::RunReader run(file);
   const sim::NpzFile torch(samples / "torch_gpt.npz");
   // issue 16's bounds (measured: fp32 1.9e-7, fp16-amp 1.0e-4, bf16-amp 3.9e-4)

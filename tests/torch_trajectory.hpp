@@ -8,10 +8,26 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "analysis/run_store.hpp"
 #include "pytorch_agreement.hpp"
+#include "sim/trainer.hpp"
 
 namespace mpscope::test {
+
+// Trains experiment `e` into a fresh temporary run file (named after `tag` and the process) and returns its path;
+// a run that stops early is a test failure.
+inline std::filesystem::path train_to_run_file(const sim::Experiment& e, const std::string& tag) {
+  const std::filesystem::path file =
+      std::filesystem::temp_directory_path() / ("mpscope_" + tag + "_" + std::to_string(::getpid()) + ".mpscope");
+  std::filesystem::remove(file);
+  analysis::RunWriter w(file, analysis::RunHeader{"{}", "{}", "", "test", e.steps});
+  EXPECT_EQ(sim::train(e, sim::prepare(e), &w, {}).steps_done, e.steps) << tag;
+  return file;
+}
 
 struct TrajectoryAgreement {
   std::vector<analysis::StepRow> steps;  // the lane's
