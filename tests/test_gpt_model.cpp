@@ -119,7 +119,9 @@ TEST(GptModel, Fp16AmpKeepsPromotedValuesInFloat32) {
   const auto values = [&](const std::string& name) {
     std::vector<double> v;
     for (std::size_t i = 0; i < lane->tensors().size(); ++i)
-      if (lane->tensors()[i].name == name) EXPECT_TRUE(lane->read_tensor(i, v));
+      if (lane->tensors()[i].name == name) {
+        EXPECT_TRUE(lane->read_tensor(i, v));
+      }
     return v;
   };
   const auto fp16_values = [](const std::vector<double>& v) {
