@@ -1,8 +1,8 @@
 // samples/torch_gpt.json (nanoGPT: V 16, T 32, D 64, 4 heads, 2 layers) against PyTorch 2.11 on an H200.
-// GptStepZero: step 0 of the first 4 sequences under autocast (tests/data/autocast_gpt.npz, from
-// ../shared/oracles/autocast_points.npz): every module's output and output gradient and every parameter's .grad,
-// which covers each rounding point of the transformer ops (docs/recipes.md "Transformer ops"): each op alone on
-// PyTorch's inputs (the contract is stated at EveryOpAloneAsPyTorchRoundsIt), and the whole step normwise.
+// GptStepZero: step 0 of the first 4 sequences under autocast (tests/data/autocast_gpt.npz, made by
+// scripts/make-test-data): every module's output and output gradient and every parameter's .grad, which covers
+// each rounding point of the transformer ops (docs/recipes.md "Transformer ops"): each op alone on PyTorch's inputs
+// (the contract is stated at EveryOpAloneAsPyTorchRoundsIt), and the whole step normwise.
 // TorchGpt.Trajectories: 200 steps of the three recipes against PyTorch's losses (issue 16: fp32 within 1e-3
 // relative at every step, AMP within 1%).
 #include <gtest/gtest.h>
