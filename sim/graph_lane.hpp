@@ -181,7 +181,7 @@ class GraphLane final : public Lane {
       if (dx && residual_grad[i]) {
         std::vector<W> wide(dx->data.size());
         for (std::size_t k = 0; k < wide.size(); ++k) wide[k] = W(dx->data[k]) + W(residual_grad[i]->data[k]);
-        ops_.store(cx.in_grad_role, graph_.input_grad_tensor(static_cast<int>(i)), wide, dx->values(), log_);
+        ops_.store(cx.in_grad_role(), graph_.input_grad_tensor(static_cast<int>(i)), wide, dx->values(), log_);
       }
     }
   }
@@ -191,9 +191,8 @@ class GraphLane final : public Lane {
     const Node& n = graph_.nodes[static_cast<std::size_t>(node)];
     const Group& g = graph_.groups[static_cast<std::size_t>(n.group)];
     const Matrix<T>* residual = n.residual >= 0 ? &acts_[static_cast<std::size_t>(n.residual)] : nullptr;
-    return {ops_,     log_,     in, graph_.output_tensor(node), g.activation_grad, graph_.input_grad_tensor(node), residual,
-            n.promoted ? Role::promoted : Role::activations, n.promoted_input ? Role::promoted : Role::gradients,
-            n.promoted_input};
+    return {ops_, log_, in, graph_.output_tensor(node), g.activation_grad, graph_.input_grad_tensor(node), residual,
+            n.promoted ? Role::promoted : Role::activations, n.promoted_input};
   }
 
   // master = grad * inv_scale: in the master format (AMP: fp32) or, without master gradients, the gradient format.

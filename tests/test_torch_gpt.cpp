@@ -52,8 +52,7 @@ struct IsolatedOp {
     log.catalogue = &g.tensors;
   }
   sim::OpContext<sim::RoundedOps> context() {
-    return {ops, log, 0, 0, 0, 0, nullptr, node->promoted ? sim::Role::promoted : sim::Role::activations,
-            node->promoted_input ? sim::Role::promoted : sim::Role::gradients, node->promoted_input};
+    return {ops, log, 0, 0, 0, 0, nullptr, node->promoted ? sim::Role::promoted : sim::Role::activations, node->promoted_input};
   }
   sim::Matrix<float> forward(const std::vector<float>& x, std::int64_t batch) {
     input = sim::Matrix<float>(batch, static_cast<std::int64_t>(x.size()) / batch);

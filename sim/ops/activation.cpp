@@ -31,7 +31,7 @@ class ActivationOp final : public Op<Ops> {
     std::vector<W> wide(dy.data.size());
     for (std::size_t i = 0; i < wide.size(); ++i) wide[i] = derivative_times(W(dy.data[i]), W(x.data[i]), W(y.data[i]));
     *dx = Matrix<T>(dy.rows, dy.cols);
-    cx.ops.store(cx.in_grad_role, cx.in_grad_tensor, wide, dx->values(), cx.log);
+    cx.ops.store(cx.in_grad_role(), cx.in_grad_tensor, wide, dx->values(), cx.log);
   }
 
  private:

@@ -32,13 +32,7 @@ class Add final : public Op<Ops> {
   }
 
   void backward(OpContext<Ops>& cx, const Matrix<T>&, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dx) override {
-    if (!dx) return;
-    if (cx.ops.same_format(cx.in_grad_role, cx.out_grad_role())) {
-      *dx = dy;
-      return;
-    }
-    *dx = Matrix<T>(dy.rows, dy.cols);
-    cx.ops.cast(cx.in_grad_role, cx.in_grad_tensor, dy.values(), dx->values(), cx.log);
+    if (dx) pass_gradient(cx, dy, *dx);
   }
 };
 

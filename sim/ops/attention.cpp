@@ -86,7 +86,7 @@ class CausalAttention final : public Op<Ops> {
   }
 
   void backward(OpContext<Ops>& cx, const Matrix<T>& input, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>* dqkv) override {
-    const Matrix<T>& qkv = cx.promoted_input && !cx.ops.same_format(Role::promoted, Role::activations) ? cast_input_ : input;
+    const Matrix<T>& qkv = cast_input_.data.empty() ? input : cast_input_;  // (as the forward took it)
     const std::int64_t batch = qkv.rows;
     const std::size_t block = static_cast<std::size_t>(batch * causal_);
     std::vector<T> grads(qkv.data.size());  // dq | dk | dv as the GEMMs give them, rounded at the end
@@ -231,7 +231,7 @@ class CausalAttention final : public Op<Ops> {
   std::int64_t t_, d_, heads_, hd_, causal_;
   W scale_;
   std::vector<T> scores_, probs_, probs_a_;  // (heads, batch, T·(T+1)/2): a, p (promoted), pA
-  Matrix<T> cast_input_;                     // a promoted input cast to the activation format
+  Matrix<T> cast_input_;                     // a promoted input cast to the activation format (gemm_operand); else empty
 };
 
 }  // namespace

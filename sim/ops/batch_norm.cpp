@@ -99,7 +99,7 @@ class BatchNorm2d final : public Op<Ops> {
     cx.ops.store(Role::promoted, params_[1].grad_tensor, dbeta, params_[1].grad, cx.log);
     if (!dx) return;
     *dx = Matrix<T>(x.rows, x.cols);
-    cx.ops.store(cx.in_grad_role, cx.in_grad_tensor, dh, dx->values(), cx.log);
+    cx.ops.store(cx.in_grad_role(), cx.in_grad_tensor, dh, dx->values(), cx.log);
   }
 
  private:

@@ -88,13 +88,7 @@ class PositionEmbedding final : public Op<Ops> {
     for (std::size_t i = 0; i < dy.data.size(); ++i) sum[i % static_cast<std::size_t>(sample)] += W(dy.data[i]);
     p.grad.resize(p.master.size());
     cx.ops.store(Role::promoted, p.grad_tensor, sum, p.grad, cx.log);
-    if (!dx) return;
-    if (cx.ops.same_format(cx.in_grad_role, cx.out_grad_role())) {
-      *dx = dy;
-      return;
-    }
-    *dx = Matrix<T>(dy.rows, dy.cols);
-    cx.ops.cast(cx.in_grad_role, cx.in_grad_tensor, dy.values(), dx->values(), cx.log);
+    if (dx) pass_gradient(cx, dy, *dx);
   }
 
  private:

@@ -83,7 +83,7 @@ class LayerNorm final : public Op<Ops> {
     }
     if (!dx) return;
     *dx = Matrix<T>(dy.rows, dy.cols);
-    cx.ops.store_promoted_then(cx.in_grad_role, cx.in_grad_tensor, dh, dx->values(), cx.log);
+    cx.ops.store_promoted_then(cx.in_grad_role(), cx.in_grad_tensor, dh, dx->values(), cx.log);
   }
 
  private:

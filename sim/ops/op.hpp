@@ -43,12 +43,25 @@ struct OpContext {
   std::size_t out_grad_tensor;  // the output's gradient (its FP8 cast)
   std::size_t in_grad_tensor;   // and the input's gradient
   const Matrix<typename Ops::T>* residual = nullptr;  // add: the activation added to the input (the lane's)
-  // The formats of the output and of the input's gradient: activations / gradients, or promoted (Node::promoted).
+  // The format of the output (activations, or promoted: Node::promoted) and whether the input is promoted (a GEMM
+  // casts it to the activation format first, autocast's cast); the gradients follow their values' formats.
   Role out_role = Role::activations;
-  Role in_grad_role = Role::gradients;
-  bool promoted_input = false;  // a GEMM casts its input to the activation format first (autocast's cast)
+  bool promoted_input = false;
   Role out_grad_role() const { return out_role == Role::promoted ? Role::promoted : Role::gradients; }
+  Role in_grad_role() const { return promoted_input ? Role::promoted : Role::gradients; }
 };
+
+// dx = dy for an op that passes its gradient through unchanged (add, position embedding): a copy, or the cast to
+// the input gradient's format where that differs (a narrow input under a promoted output: the cast's backward).
+template <class Ops>
+void pass_gradient(OpContext<Ops>& cx, const Matrix<typename Ops::T>& dy, Matrix<typename Ops::T>& dx) {
+  if (cx.ops.same_format(cx.in_grad_role(), cx.out_grad_role())) {
+    dx = dy;
+    return;
+  }
+  dx = Matrix<typename Ops::T>(dy.rows, dy.cols);
+  cx.ops.cast(cx.in_grad_role(), cx.in_grad_tensor, dy.values(), dx.values(), cx.log);
+}
 
 // A GEMM op's input as the GEMM takes it: x itself, or (a promoted input, where that format is not the activation
 // format) x cast to the activation format in `scratch`, counted to the input's tensor.

@@ -73,7 +73,7 @@ class Pool2d final : public Op<Ops> {
               for (std::int64_t kw = 0; kw < k_; ++kw) wide[static_cast<std::size_t>(b * x.cols + window(c, oh, ow, kh, kw))] += g * inv_area;
           }
     *dx = Matrix<T>(x.rows, x.cols);
-    cx.ops.store(cx.in_grad_role, cx.in_grad_tensor, wide, dx->values(), cx.log);
+    cx.ops.store(cx.in_grad_role(), cx.in_grad_tensor, wide, dx->values(), cx.log);
   }
 
  private:
