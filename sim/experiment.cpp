@@ -235,6 +235,7 @@ LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_
   if (o.has("gemm") && s.backend != "gpu") o.fail("gemm", "applies to gpu lanes only (\"backend\": \"gpu\")");
   s.gemm = o.choice("gemm", {"fast", "exact"}, "fast");
   l.recipe.mma = o.choice("mma", {"fp32", "h100"}, "fp32") == "h100" ? Accumulation::h100 : Accumulation::fp32;
+  l.recipe.float32_attention_scores = o.choice("attention_scores", {"autocast", "float32"}, "autocast") == "float32";
   if (o.has("loss_scale")) l.loss_scale = parse_loss_scale(o.object("loss_scale"));
   l.optimizer = optimizer;
   l.seed = static_cast<std::uint64_t>(o.integer("seed", static_cast<std::int64_t>(seed * 1000 + index)));
@@ -423,7 +424,8 @@ json resolved_json(const Experiment& e) {
   for (const LaneSpec& s : e.lanes) {
     const LaneConfig& l = s.lane;
     json lane{{"name", l.name}, {"recipe", l.recipe.name}, {"reference", s.reference}, {"backend", s.backend},
-              {"mma", std::string(to_string(l.recipe.mma))}, {"seed", l.seed}};
+              {"mma", std::string(to_string(l.recipe.mma))}, {"seed", l.seed},
+              {"attention_scores", l.recipe.float32_attention_scores ? "float32" : "autocast"}};
     if (s.backend == "gpu") lane["gemm"] = s.gemm;
     const LossScaleConfig& ls = l.loss_scale;
     if (ls.type == LossScaleConfig::Type::none) lane["loss_scale"] = {{"type", "none"}};

@@ -29,7 +29,8 @@ class GraphLane final : public Lane {
       : config_(c), model_(m), graph_(build_graph(m)), ops_(c, graph_.gemms) {
     if (graph_.parameters() == 0) throw std::invalid_argument("lane " + c.name + ": the model has no parameters to train");
     tensors_ = graph_.tensors;
-    for (std::size_t i = 0; i < tensors_.size(); ++i) tensors_[i].format = ops_.format_name(graph_.tensor_roles[i]);
+    for (std::size_t i = 0; i < tensors_.size(); ++i)
+      tensors_[i].format = ops_.format_name(tensors_[i].kind == "attention_scores" ? ops_.scores_role() : graph_.tensor_roles[i]);
     StepLog setup;
     setup.reset(tensors_.size(), false);
     setup.catalogue = &tensors_;

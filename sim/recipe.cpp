@@ -82,6 +82,9 @@ std::string check_recipe(const Recipe& r) {
       return "mma: the h100 model is measured for fp16 GEMM inputs only; this recipe's GEMMs take " +
              (r.gemm_input ? r.gemm_input->format.name : r.activations.format.name) + " (use \"mma\": \"fp32\")";
   }
+  if (r.float32_attention_scores && r.master.format != fp32())
+    return "attention_scores: \"float32\" keeps the scores in the master format, which is " + r.master.format.name +
+           " in this recipe (use an AMP recipe, or a custom one with fp32 master weights)";
   return "";
 }
 

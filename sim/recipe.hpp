@@ -43,6 +43,10 @@ struct Recipe {
   // happen there. Without (pure recipes), gradients stay in `gradients`' format.
   bool master_gradients = true;
   Accumulation mma = Accumulation::fp32;  // GEMM accumulation model (h100 needs fp16 GEMM inputs)
+  // Causal attention's q·kᵀ, its scaling and softmax's backward in float32 (an fp32 GEMM of the fp16/bf16 q and
+  // k) instead of autocast's low-precision bmm: the "upcast" of Hugging Face's GPT-2 (reorder_and_upcast_attn)
+  // and Mistral. Needs fp32 master weights (the promoted format holds the scores).
+  bool float32_attention_scores = false;
 };
 
 // The built-in recipes by name; throws std::invalid_argument listing them. `custom` starts as fp32 everywhere.

@@ -44,6 +44,7 @@ TEST(Experiment, ParsesAndResolvesDefaults) {
   EXPECT_EQ(r["lanes"][1]["loss_scale"]["growth_interval"], 2000);
   EXPECT_EQ(r["lanes"][1]["formats"]["activations"], "fp16");
   EXPECT_EQ(r["lanes"][0]["mma"], "fp32");
+  EXPECT_EQ(r["lanes"][0]["attention_scores"], "autocast");
   EXPECT_EQ(r["optimizer"]["momentum"], 0.0);
   EXPECT_EQ(r["record"]["divergence_threshold"], 0.1);
   EXPECT_EQ(r["data"]["scale"], 1.0);
@@ -105,6 +106,13 @@ TEST(Experiment, ErrorsNameTheKeyPath) {
   j["lanes"][1]["mma"] = "h100";
   j["lanes"][1]["recipe"] = "bf16-amp";
   EXPECT_NE(error_of(j).find("lanes[1].mma: the h100 model is measured for fp16 GEMM inputs only"), std::string::npos) << error_of(j);
+  j = base();
+  j["lanes"][1]["recipe"] = "fp16-pure";
+  j["lanes"][1]["attention_scores"] = "float32";
+  EXPECT_NE(error_of(j).find("lanes[1].attention_scores: \"float32\" keeps the scores in the master format, which is fp16"),
+            std::string::npos) << error_of(j);
+  j["lanes"][1]["attention_scores"] = "fp64";
+  EXPECT_NE(error_of(j).find("lanes[1].attention_scores: 'fp64' is not one of"), std::string::npos) << error_of(j);
   j = base();
   j["lanes"][1]["recipe"] = "custom";
   j["lanes"][1]["formats"] = {{"activations", "e9m10"}};

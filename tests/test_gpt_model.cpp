@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "model_builders.hpp"
 #include "sim/lane.hpp"
@@ -131,6 +132,48 @@ TEST(GptModel, Fp16AmpKeepsPromotedValuesInFloat32) {
   ASSERT_EQ(norm.size(), 90u);
   EXPECT_LT(fp16_values(norm), 45) << "the LayerNorm's output is rounded to float32, not fp16";
   EXPECT_EQ(fp16_values(grad), static_cast<std::ptrdiff_t>(grad.size())) << "the Linear's output gradient is fp16";
+}
+
+// "attention_scores": "float32" forms the same scores from the same fp16 q and k with an fp32 GEMM: they are
+// float32 values (fp16 ones in the autocast lane) and differ from the autocast lane's by fp16's two roundings (of
+// q·kᵀ and of its scaling) at most; the rest of the step runs on.
+TEST(GptModel, Float32AttentionScoresAreTheSameScoresInFloat32) {
+  const ModelConfig m = sequential({5}, {embedding(7, 6), positions(6), of(Type::layer_norm), linear(18), attention(3), linear(4)},
+                                   LossType::cross_entropy);
+  const Graph g = build_graph(m);
+  Batch b;
+  b.x = Matrix<float>(3, 5);
+  for (std::size_t i = 0; i < b.x.data.size(); ++i) b.x.data[i] = static_cast<float>(i % 7);
+  for (int i = 0; i < 15; ++i) b.labels.push_back(i % 4);
+  std::map<bool, std::vector<double>> scores;
+  for (bool upcast : {false, true}) {
+    LaneConfig c;
+    c.name = upcast ? "upcast" : "autocast";
+    c.recipe = recipe_preset("fp16-amp");
+    c.recipe.float32_attention_scores = upcast;
+    auto lane = make_lane(c, m, default_initial_weights(g, 4));
+    const StepResult r = lane->step(b, 0.01, true);
+    ASSERT_TRUE(std::isfinite(r.loss)) << c.name;
+    for (std::size_t i = 0; i < lane->tensors().size(); ++i) {
+      const TensorInfo& t = lane->tensors()[i];
+      if (t.kind != "attention_scores") continue;
+      EXPECT_EQ(t.format, upcast ? "fp32" : "fp16") << t.name;
+      std::vector<double> v;
+      ASSERT_TRUE(lane->read_tensor(i, v));
+      scores[upcast].insert(scores[upcast].end(), v.begin(), v.end());
+    }
+  }
+  const std::vector<double>&narrow = scores[false], &wide = scores[true];
+  ASSERT_EQ(narrow.size(), 3u * 3 * 15);  // 3 heads, 3 samples, 5·6/2 causal positions
+  ASSERT_EQ(wide.size(), narrow.size());
+  int not_fp16 = 0;
+  for (std::size_t i = 0; i < wide.size(); ++i) {
+    EXPECT_EQ(round(narrow[i], fp16()), narrow[i]) << i;
+    EXPECT_EQ(round(wide[i], fp32()), wide[i]) << i;
+    not_fp16 += round(wide[i], fp16()) != wide[i];
+    EXPECT_LE(std::abs(narrow[i] - wide[i]), 0x1p-10 * std::abs(wide[i]) + 0x1p-24) << i;
+  }
+  EXPECT_GT(not_fp16, static_cast<int>(wide.size()) / 2);
 }
 
 }  // namespace

@@ -16,6 +16,10 @@
 // The masked positions hold 0 in p (exp(−inf)); their gradients are 0. Roundings of a, s count to the head's
 // scores tensor, of p and pA to the probs tensor, the backward's to the input's gradient.
 //
+// A lane with "attention_scores": "float32" (Hugging Face GPT-2's reorder_and_upcast_attn: baddbmm of q.float()
+// and k.float() with autocast off) forms s and a by an fp32 GEMM and rounds them to P instead of A; backward, da
+// and ds stay in P and dq, dk are fp32 GEMMs of ds, rounded to G once (the .float() casts' backward).
+//
 // PyTorch's softmax of rows up to 1024 long (softmax_warp_forward / _backward, float32 math for fp16, bf16 and
 // fp32 inputs) sums across a warp: W = min(next power of two ≥ T, 32) lanes, lane l holding elements l, l + W, ...
 // (summed in that order), then a butterfly (offsets W/2 .. 1) adds the lanes' sums; p = e / sum with
@@ -59,13 +63,13 @@ class CausalAttention final : public Op<Ops> {
     for (std::int64_t h = 0; h < heads_; ++h) {
       const std::span<T> s(scores_.data() + h * block, block);
       for (std::int64_t b = 0; b < batch; ++b) {
-        cx.ops.gemm(q(qkv, b, h), k(qkv, b, h).transposed(), full);
+        scores_gemm(cx, q(qkv, b, h), k(qkv, b, h).transposed(), full);
         pack(full, s.subspan(static_cast<std::size_t>(b * causal_), static_cast<std::size_t>(causal_)));
       }
       const std::size_t tensor = this->node().scores_tensor + static_cast<std::size_t>(h);
-      cx.ops.cast(Role::activations, tensor, s, s, cx.log);
+      cx.ops.cast(cx.ops.scores_role(), tensor, s, s, cx.log);
       for (std::size_t i = 0; i < block; ++i) wide[i] = scaled(s[i]);
-      cx.ops.store(Role::activations, tensor, wide, s, cx.log);
+      cx.ops.store(cx.ops.scores_role(), tensor, wide, s, cx.log);
       for (std::int64_t r = 0; r < batch * t_; ++r) softmax_row(s, r, wide);  // (wide: the values as P rounds them)
       const std::span<T> p(probs_.data() + h * block, block), pa(probs_a_.data() + h * block, block);
       cx.ops.store(Role::promoted, probs_tensor(), wide, p, cx.log);
@@ -113,14 +117,15 @@ class CausalAttention final : public Op<Ops> {
           softmax_backward_row(row_p, std::span<const T>(dpa).subspan(static_cast<std::size_t>(t * t_), static_cast<std::size_t>(t_)),
                                wide.data() + row, t + 1);
         }
-        cx.ops.store_promoted_then(Role::gradients, cx.in_grad_tensor, wide, dp, cx.log);
+        const Role ds_role = cx.ops.scores_role() == Role::promoted ? Role::promoted : Role::gradients;
+        cx.ops.store_promoted_then(ds_role, cx.in_grad_tensor, wide, dp, cx.log);
         for (std::size_t i = 0; i < dp.size(); ++i) wide[i] = scaled(dp[i]);
-        cx.ops.store(Role::gradients, cx.in_grad_tensor, wide, dp, cx.log);
+        cx.ops.store(ds_role, cx.in_grad_tensor, wide, dp, cx.log);
         // dq and dk
         unpack(dp, full);
-        cx.ops.gemm(square(full), k(qkv, b, h), out);
+        scores_gemm(cx, square(full), k(qkv, b, h), out);
         scatter(out, grads, b, h * hd_);
-        cx.ops.gemm(square(full).transposed(), q(qkv, b, h), out);
+        scores_gemm(cx, square(full).transposed(), q(qkv, b, h), out);
         scatter(out, grads, b, d_ + h * hd_);
       }
     if (!dqkv) return;
@@ -138,6 +143,14 @@ class CausalAttention final : public Op<Ops> {
 
  private:
   std::size_t probs_tensor() const { return this->node().scores_tensor + static_cast<std::size_t>(heads_); }
+  // q·kᵀ and its backward GEMMs: autocast's bmm (the lane's model), or an fp32 GEMM where the lane upcasts them.
+  void scores_gemm(OpContext<Ops>& cx, View<T> a, View<T> b, std::vector<T>& out) const {
+    if (cx.ops.scores_role() == Role::promoted) {
+      cx.ops.float32_gemm(a, b, out);
+    } else {
+      cx.ops.gemm(a, b, out);
+    }
+  }
   // Head h's q, k, v of sample b: (T, d) views into q | k | v.
   View<T> part(const Matrix<T>& qkv, std::int64_t b, std::int64_t h, std::int64_t which) const {
     return {qkv.data.data() + b * t_ * 3 * d_ + which * d_ + h * hd_, t_, hd_, 3 * d_, 1};

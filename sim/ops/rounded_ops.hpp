@@ -107,6 +107,8 @@ class RoundedOps {
   std::string format_name(Role r) const { return role(r).format.name; }
   bool same_format(Role a, Role b) const { return role(a).format == role(b).format && role(a).rounding == role(b).rounding; }
   bool master_gradients() const { return recipe_.master_gradients; }
+  // Where causal attention's scores round: autocast's activation format, or float32 (the lane's upcast option).
+  Role scores_role() const { return recipe_.float32_attention_scores ? Role::promoted : Role::activations; }
   RandomStream& random() { return random_; }
   RandomStream random_state() const { return random_; }
   void restore_random_state(const RandomStream& r) { random_ = r; }
@@ -198,6 +200,11 @@ class RoundedOps {
     if (descale != 1.0f)
       for (float& v : out) v *= descale;
   }
+  // out = a·b as an fp32 GEMM (sequential FMA), whatever the lane's model: the upcast attention scores' bmm.
+  void float32_gemm(View<float> a, View<float> b, std::span<float> out) {
+    gemm_impl(Accumulation::fp32, MatrixView{a.data, a.rows, a.cols, a.row_stride, a.col_stride},
+              MatrixView{b.data, b.rows, b.cols, b.row_stride, b.col_stride}, MatrixView{}, out);
+  }
 
  private:
   static bool is_identity(const RoleFormat& rf) {
@@ -223,6 +230,7 @@ class WideOps {
   std::string format_name(Role) const { return name_; }
   bool same_format(Role, Role) const { return true; }
   bool master_gradients() const { return true; }
+  Role scores_role() const { return Role::activations; }
   int random_state() const { return 0; }
   void restore_random_state(int) {}
 
@@ -259,6 +267,7 @@ class WideOps {
         out[static_cast<std::size_t>(i * b.cols + j)] = acc;
       }
   }
+  void float32_gemm(View<V> a, View<V> b, std::span<V> out) { gemm(a, b, out); }
 
  private:
   std::string name_;
