@@ -43,10 +43,12 @@ int main(int argc, char** argv) {
   const QCommandLineOption quit("quit", "Exit after that (or at once without --export-png).");
   const QCommandLineOption inspect("inspect", "Show VALUE in the bit inspector (in front of the experiment panel).",
                                    "VALUE");
-  const QCommandLineOption lane("underflow-lane", "The lane the underflow view shows (default: the first lane that "
-                                                  "is not the reference).", "LANE");
+  const QCommandLineOption lane("underflow-lane", "The lane the underflow and blocks views show (default: the first "
+                                                  "lane that is not the reference).", "LANE");
+  const QCommandLineOption show("show", "Bring a view to the front: experiment, bits, loss, scale, underflow, "
+                                        "divergence or blocks.", "VIEW");
   const QCommandLineOption unscaled("unscaled", "The underflow view shows the gradients before loss scaling.");
-  parser.addOptions({out, export_png, quit, inspect, lane, unscaled});
+  parser.addOptions({out, export_png, quit, inspect, lane, show, unscaled});
   parser.process(app);
 
   const QStringList files = parser.positionalArguments();
@@ -80,6 +82,10 @@ int main(int argc, char** argv) {
   window.show();
   if (parser.isSet(inspect)) window.inspectValue(parser.value(inspect));
   if (parser.isSet(lane) || parser.isSet(unscaled)) window.underflowView().prefer(parser.value(lane), parser.isSet(unscaled));
+  if (parser.isSet(lane)) window.blocksView().showLane(parser.value(lane));
+  if (parser.isSet(show) && !window.raiseView(parser.value(show)))
+    return fail(exit_bad_input, "--show " + parser.value(show) +
+                                    ": not a view (experiment, bits, loss, scale, underflow, divergence, blocks)");
 
   int status = 0;
   // Through the event loop: a run file that is loaded at once settles before exec() has started, when an

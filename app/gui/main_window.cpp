@@ -109,8 +109,9 @@ void MainWindow::buildDocks() {
   scale_ = new ScaleView;
   underflow_ = new UnderflowView;
   divergence_ = new DivergenceView;
+  blocks_ = new BlocksView;
   bits_ = new BitInspectorView;
-  views_ = {loss_, scale_, underflow_, divergence_};
+  views_ = {loss_, scale_, underflow_, divergence_, blocks_};
   connect(panel_, &ExperimentPanel::scenarioChosen, this, [this](const QString& path) {
     if (const QString e = openFile(path); !e.isEmpty()) showError("Cannot open the scenario", e);
   });
@@ -127,6 +128,7 @@ void MainWindow::buildDocks() {
   QDockWidget* scale = dock(scale_, "Loss scale", "scale");
   QDockWidget* underflow = dock(underflow_, "Gradient underflow", "underflow");
   QDockWidget* divergence = dock(divergence_, "Divergence", "divergence");
+  QDockWidget* blocks = dock(blocks_, "Blocks", "blocks");
   addDockWidget(Qt::LeftDockWidgetArea, experiment);
   tabifyDockWidget(experiment, bits);
   experiment->raise();
@@ -134,8 +136,10 @@ void MainWindow::buildDocks() {
   splitDockWidget(loss, underflow, Qt::Vertical);
   splitDockWidget(loss, scale, Qt::Horizontal);
   splitDockWidget(underflow, divergence, Qt::Horizontal);
+  tabifyDockWidget(divergence, blocks);
+  divergence->raise();
   resizeDocks({experiment, loss}, {380, 1200}, Qt::Horizontal);
-  for (QDockWidget* d : {experiment, bits, loss, scale, underflow, divergence}) d->setMinimumWidth(200);
+  for (QDockWidget* d : {experiment, bits, loss, scale, underflow, divergence, blocks}) d->setMinimumWidth(200);
 }
 
 void MainWindow::buildActions() {
@@ -172,7 +176,7 @@ void MainWindow::buildActions() {
   export_png_menu_ = file->addMenu("Export &view as PNG");
   export_csv_menu_ = file->addMenu("Export view data as &CSV");
   const std::vector<std::pair<RunView*, QString>> named = {
-      {loss_, "loss"}, {scale_, "loss-scale"}, {underflow_, "underflow"}, {divergence_, "divergence"}};
+      {loss_, "loss"}, {scale_, "loss-scale"}, {underflow_, "underflow"}, {divergence_, "divergence"}, {blocks_, "blocks"}};
   for (const auto& [view, name] : named) {
     export_png_menu_->addAction(name, this, [this, v = view, n = name] { exportViewPng(v, n); });
     export_csv_menu_->addAction(name, this, [this, v = view, n = name] { exportViewCsv(v, n); });
@@ -350,6 +354,14 @@ void MainWindow::reset() {
 
 bool MainWindow::trainingActive() const {
   return session_.state() == TrainingSession::State::running || session_.state() == TrainingSession::State::paused;
+}
+
+bool MainWindow::raiseView(const QString& name) {
+  auto* dock = findChild<QDockWidget*>(name);
+  if (dock == nullptr) return false;
+  dock->show();
+  dock->raise();
+  return true;
 }
 
 void MainWindow::showFileProgress() {

@@ -17,6 +17,7 @@
 #include "app/gui/views/bit_inspector_view.hpp"
 #include "app/gui/views/experiment_panel.hpp"
 #include "app/gui/views/run_views.hpp"
+#include "app/gui/views/blocks_view.hpp"
 #include "app/gui/views/underflow_view.hpp"
 
 namespace mpscope::gui {
@@ -48,6 +49,9 @@ class MainWindow : public QMainWindow {
   BitInspectorView& bitInspector() { return *bits_; }
   ExperimentPanel& experimentPanel() { return *panel_; }
   UnderflowView& underflowView() { return *underflow_; }
+  BlocksView& blocksView() { return *blocks_; }
+  // Brings a view's dock to the front by its name (experiment, bits, loss, scale, underflow, divergence, blocks).
+  bool raiseView(const QString& name);
 
  signals:
   // Training has ended or a run file was loaded, and the views show everything in the file.
@@ -84,6 +88,7 @@ class MainWindow : public QMainWindow {
   ScaleView* scale_ = nullptr;
   UnderflowView* underflow_ = nullptr;
   DivergenceView* divergence_ = nullptr;
+  BlocksView* blocks_ = nullptr;
   BitInspectorView* bits_ = nullptr;
   std::vector<RunView*> views_;
   QAction *run_ = nullptr, *pause_ = nullptr, *step_ = nullptr, *stop_ = nullptr, *reset_ = nullptr;

@@ -7,6 +7,7 @@
 #include <QDockWidget>
 #include <QDropEvent>
 #include <QImage>
+#include <QLineEdit>
 #include <QMimeData>
 #include <QSettings>
 #include <QUrl>
@@ -17,6 +18,7 @@
 #include <set>
 
 #include "app/gui/main_window.hpp"
+#include "app/gui/views/blocks_view.hpp"
 #include "app/gui/views/underflow_view.hpp"
 #include "gui_test_support.hpp"
 
@@ -81,6 +83,7 @@ TEST(GuiSmoke, TrainsAScenarioLiveAndEveryViewReceivesData) {
   ASSERT_NE(w.feed().data(), nullptr);
   EXPECT_EQ(w.feed().data()->last_step(), 49);
   for (RunView* v : w.views()) {
+    if (qobject_cast<BlocksView*>(v)) continue;  // transformers only (an mlp has no blocks): BlocksViewAndTensorFilters
     EXPECT_GT(v->pointCount(), 0) << v->metaObject()->className();
     EXPECT_GT(v->csv().size(), 40u) << v->metaObject()->className();
   }
@@ -129,7 +132,11 @@ TEST(GuiSmoke, OpensARunFileAndRefusesBadFiles) {
   QSignalSpy settled(&w, &MainWindow::runSettled);
   ASSERT_EQ(w.openFile(QString::fromStdString(run.string())), "");
   EXPECT_EQ(settled.count(), 1);
-  for (RunView* v : w.views()) EXPECT_GT(v->pointCount(), 0) << v->metaObject()->className();
+  for (RunView* v : w.views()) {
+    if (!qobject_cast<BlocksView*>(v)) {
+      EXPECT_GT(v->pointCount(), 0) << v->metaObject()->className();
+    }
+  }
   EXPECT_EQ(w.experimentPanel().lanes().rowCount(), 3);  // the run's experiment is shown
 
   EXPECT_NE(w.openFile("/nonexistent/x.json").indexOf("no such file"), -1);
@@ -169,6 +176,46 @@ TEST(GuiSmoke, UnderflowViewKeepsTheTensorAcrossLanes) {
     EXPECT_EQ(view->heatmap().title.rfind(lane->itemText(l).toStdString() + ": layer1.weight_grad", 0), 0u)
         << view->heatmap().title;
   }
+}
+
+// A GPT's run: the blocks view draws every block and lists every head; the underflow view's filters narrow its
+// tensor list to one block's attention scores.
+TEST(GuiSmoke, BlocksViewAndTensorFiltersOnAGpt) {
+  const json e = json::parse(R"({
+    "name": "gpt", "seed": 1, "steps": 6, "batch_size": 4,
+    "data": {"source": "tokens", "task": "copy", "vocab_size": 8, "length": 8, "sequences": 16},
+    "model": {"type": "gpt", "vocab_size": 8, "block_size": 8, "n_embd": 16, "n_head": 2, "n_layer": 2},
+    "optimizer": {"type": "adamw", "lr": 0.01},
+    "lanes": [{"name": "fp32", "recipe": "fp32"}, {"name": "fp16-amp", "recipe": "fp16-amp", "loss_scale": {"type": "dynamic"}}],
+    "record": {"every": 1}})");
+  const auto run = make_run(e, "gpt-views.mpscope");
+  MainWindow w(options());
+  ASSERT_EQ(w.openFile(QString::fromStdString(run.string())), "");
+  ASSERT_TRUE(w.raiseView("blocks"));
+  EXPECT_FALSE(w.raiseView("nosuchview"));
+  BlocksView& blocks = w.blocksView();
+  EXPECT_EQ(blocks.findChild<QComboBox*>("lane")->currentText(), "fp16-amp");  // the first non-reference lane
+  EXPECT_EQ(blocks.headTable().rowCount(), 4);                                   // 2 blocks x 2 heads
+  EXPECT_EQ(blocks.headTable().item(3, 0)->text(), "h.1.head1");
+  EXPECT_GE(blocks.pointCount(), 2 * 6 + 4);  // a line per block over the 6 steps, and the rows
+  auto* quantity = blocks.findChild<QComboBox*>("quantity");
+  quantity->setCurrentIndex(1);  // the residual stream
+  EXPECT_GE(blocks.pointCount(), 2 * 6 + 4);
+  EXPECT_NE(blocks.csv().find("transformer.h.1,5,"), std::string::npos) << blocks.csv();
+
+  UnderflowView& underflow = w.underflowView();
+  auto* block = underflow.findChild<QComboBox*>("block");
+  auto* kind = underflow.findChild<QComboBox*>("kind");
+  auto* tensor = underflow.findChild<QComboBox*>("tensor");
+  ASSERT_TRUE(block && kind && tensor);
+  block->setCurrentIndex(block->findText("transformer.h.1"));
+  kind->setCurrentIndex(kind->findText("attention_scores"));
+  ASSERT_EQ(tensor->count(), 3);  // "all gradients", then the block's two heads
+  EXPECT_EQ(tensor->itemText(1), "transformer.h.1.attn.head0.scores");
+  tensor->setCurrentIndex(2);
+  EXPECT_EQ(underflow.heatmap().title.rfind("fp16-amp: transformer.h.1.attn.head1.scores", 0), 0u) << underflow.heatmap().title;
+  kind->setCurrentIndex(0);  // all kinds again: the choice stays
+  EXPECT_EQ(tensor->currentText(), "transformer.h.1.attn.head1.scores");
 }
 
 TEST(GuiSmoke, FollowsARunThatAnotherProcessIsWriting) {
@@ -224,6 +271,39 @@ TEST(GuiSmoke, TheExperimentPanelGivesBackWhatItWasGiven) {
   EXPECT_NO_THROW(sim::parse_experiment(back, "."));
   panel.lanes().addLane("fp8");
   EXPECT_EQ(panel.experiment()["lanes"].size(), given["lanes"].size() + 1);
+}
+
+// A gpt (and a sequential model) is shown in one line and given back unchanged; its data choices are token sources
+// that fit it.
+TEST(GuiSmoke, TheExperimentPanelGivesBackAGptUnchanged) {
+  for (const char* sample : {"attention-overflow.json", "torch_cnn.json"}) {
+    std::ifstream in(std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples" / sample);
+    const json given = json::parse(in);
+    MainWindow w(options());
+    ExperimentPanel& panel = w.experimentPanel();
+    panel.setExperiment(given, std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples" / sample);
+    const json back = panel.experiment();
+    EXPECT_EQ(back["model"], given["model"]) << sample;
+    EXPECT_EQ(back["data"], given["data"]) << sample;
+    EXPECT_NO_THROW(sim::parse_experiment(back, std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples")) << sample;
+  }
+  std::ifstream in(std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples" / "torch_gpt.json");
+  const json gpt = json::parse(in);
+  MainWindow w(options());
+  ExperimentPanel& panel = w.experimentPanel();
+  panel.setExperiment(gpt, {});
+  auto* layers = panel.findChild<QLineEdit*>("layers");
+  ASSERT_NE(layers, nullptr);
+  EXPECT_EQ(layers->text(), "gpt: vocab 16, block 32, n_embd 64, 4 heads, 2 layers");
+  EXPECT_TRUE(layers->isReadOnly());
+  auto* data = panel.findChild<QComboBox*>("data");
+  ASSERT_NE(data, nullptr);
+  ASSERT_EQ(data->count(), 2);  // the file's npz, then the built-in token tasks
+  EXPECT_EQ(data->itemData(1).toString(), "tokens");
+  data->setCurrentIndex(1);
+  const json back = panel.experiment();
+  EXPECT_EQ(back["data"], (json{{"source", "tokens"}, {"vocab_size", 16}, {"length", 32}}));
+  EXPECT_NO_THROW(sim::parse_experiment(back, std::filesystem::path(MPSCOPE_SOURCE_DIR) / "samples"));
 }
 
 TEST(GuiSmoke, DroppedFilesOpenAndRecentFilesAndLayoutAreRemembered) {
@@ -303,6 +383,7 @@ TEST(GuiProgram, ExportsThePngAndExitsWithTheRightStatus) {
   EXPECT_EQ(run_program(run.string() + " --export-png /nonexistent/dir/x.png --quit"), 2);
   EXPECT_EQ(run_program(experiment.string() + " --out " + out.string() + " --quit"), 2);  // exists already
   EXPECT_EQ(run_program("notes.txt --quit"), 2);
+  EXPECT_EQ(run_program(run.string() + " --show nosuchview --export-png " + none.string() + " --quit"), 2);
   const auto wrong = scratch("program-wrong.json");
   json e = small_experiment();
   e["lanes"][0]["recipe"] = "fp17";

@@ -63,7 +63,16 @@ QString sequence_summary(const nlohmann::json& layers) {
   return parts.join(", ");
 }
 
-bool is_sequential(const nlohmann::json& model) { return model.is_object() && model.value("type", "mlp") == "sequential"; }
+// Models whose structure the file gives (sequential layers, a gpt's keys): shown in one line, not edited here.
+bool is_given_model(const nlohmann::json& model) { return model.is_object() && model.value("type", "mlp") != "mlp"; }
+bool takes_tokens(const nlohmann::json& model) { return model.is_object() && model.value("type", "mlp") == "gpt"; }
+
+// A gpt model in one line: "gpt: vocab 16, block 32, n_embd 64, 4 heads, 2 layers".
+QString gpt_summary(const nlohmann::json& m) {
+  const auto n = [&](const char* key) { return QString::number(m.value(key, 0LL)); };
+  return "gpt: vocab " + n("vocab_size") + ", block " + n("block_size") + ", n_embd " + n("n_embd") + ", " + n("n_head") +
+         " heads, " + n("n_layer") + " layers" + (m.value("bias", true) ? "" : ", no bias");
+}
 }  // namespace
 
 ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_available, QWidget* parent)
@@ -86,6 +95,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   batch_ = new QSpinBox;
   batch_->setRange(1, 1'000'000);
   layers_ = new QLineEdit;
+  layers_->setObjectName("layers");
   layers_->setToolTip("Widths from the input to the output, e.g. 2, 64, 64, 3");
   activation_ = new QComboBox;
   for (const std::string& a : sim::activation_names()) activation_->addItem(QString::fromStdString(a));
@@ -99,6 +109,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   optimizer_->addItems({"sgd", "adam", "adamw"});
   lr_ = new QLineEdit;
   data_ = new QComboBox;
+  data_->setObjectName("data");
   data_->setToolTip("The file's own data, or a synthetic set with its default settings (docs/experiments.md)");
   auto* form = new QFormLayout;
   form->addRow("Name", name_);
@@ -179,9 +190,12 @@ void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesyst
   steps_->setValue(e.value("steps", 100));
   batch_->setValue(e.value("batch_size", 64));
   const nlohmann::json model = e.value("model", nlohmann::json::object());
-  // A sequential model's layers are shown, not edited here (its file says them); an mlp's widths are edited.
-  const bool sequential = is_sequential(model);
-  if (sequential) {
+  // A sequential model's layers and a gpt's shape are shown, not edited here (its file says them); an mlp's
+  // widths are edited.
+  const bool given = is_given_model(model);
+  if (takes_tokens(model)) {
+    layers_->setText(gpt_summary(model));
+  } else if (given) {
     layers_->setText(sequence_summary(model.value("layers", nlohmann::json::array())));
   } else {
     QStringList widths;
@@ -189,10 +203,9 @@ void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesyst
       if (w.is_number_integer()) widths << QString::number(w.get<long long>());
     layers_->setText(widths.join(", "));
   }
-  layers_->setReadOnly(sequential);
-  layers_->setToolTip(sequential ? "The sequential model's layers, as the experiment file gives them"
-                                 : "Widths from the input to the output, e.g. 2, 64, 64, 3");
-  activation_->setEnabled(!sequential);
+  layers_->setReadOnly(given);
+  layers_->setToolTip(given ? "The model as the experiment file gives it" : "Widths from the input to the output, e.g. 2, 64, 64, 3");
+  activation_->setEnabled(!given);
   activation_->setCurrentText(QString::fromStdString(model.value("activation", "relu")));
   const nlohmann::json loss = e.value("loss", nlohmann::json("cross_entropy"));
   const std::string type = loss.is_object() ? loss.value("type", "cross_entropy") : loss.is_string() ? loss.get<std::string>() : "";
@@ -204,7 +217,11 @@ void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesyst
   data_->clear();
   const nlohmann::json data = e.value("data", nlohmann::json());
   data_->addItem(QString::fromStdString(data_summary(data)) + " (as in the file)", QString());
-  for (const char* source : {"spiral", "circles", "xor", "blobs", "sine", "images"})
+  // The sources this model can read: token sequences for a gpt, real-valued samples otherwise (a text file needs
+  // its path: only from the file).
+  const auto sources = takes_tokens(model) ? std::vector<const char*>{"tokens"}
+                                           : std::vector<const char*>{"spiral", "circles", "xor", "blobs", "sine", "images"};
+  for (const char* source : sources)
     if (!(data.is_object() && data.value("source", "") == source && data.size() == 1))
       data_->addItem(QString(source) + " (defaults)", QString(source));
   lanes_->setLanes(e.value("lanes", nlohmann::json::array()));
@@ -216,9 +233,13 @@ nlohmann::json ExperimentPanel::experiment() const {
   e["name"] = name_->text().trimmed().toStdString();
   e["steps"] = steps_->value();
   e["batch_size"] = batch_->value();
-  if (const QString source = data_->currentData().toString(); !source.isEmpty()) e["data"] = {{"source", source.toStdString()}};
   if (!e.contains("model") || !e["model"].is_object()) e["model"] = nlohmann::json::object();
-  if (!is_sequential(e["model"])) {
+  if (const QString source = data_->currentData().toString(); !source.isEmpty()) {
+    e["data"] = {{"source", source.toStdString()}};
+    if (source == "tokens")  // sequences that fit the model: its vocabulary and block size
+      e["data"].update({{"vocab_size", e["model"].value("vocab_size", 16LL)}, {"length", e["model"].value("block_size", 32LL)}});
+  }
+  if (!is_given_model(e["model"])) {
     nlohmann::json widths = nlohmann::json::array();
     for (const QString& part : layers_->text().split(',', Qt::SkipEmptyParts)) {
       bool ok = false;

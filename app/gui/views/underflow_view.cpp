@@ -3,11 +3,17 @@
 #include <QHBoxLayout>
 #include <QLabel>
 
+#include "app/gui/models/blocks.hpp"
+
 namespace mpscope::gui {
 
 UnderflowView::UnderflowView(QWidget* parent) : RunView(parent) {
   lane_ = new QComboBox;
   lane_->setObjectName("lane");
+  block_ = new QComboBox;
+  block_->setObjectName("block");
+  kind_ = new QComboBox;
+  kind_->setObjectName("kind");
   tensor_ = new QComboBox;
   tensor_->setObjectName("tensor");
   tensor_->setMinimumContentsLength(22);
@@ -20,14 +26,22 @@ UnderflowView::UnderflowView(QWidget* parent) : RunView(parent) {
   top->addWidget(new QLabel("Lane"));
   top->addWidget(lane_);
   top->addWidget(new QLabel("Tensor"));
+  top->addWidget(block_);
+  top->addWidget(kind_);
   top->addWidget(tensor_);
   top->addWidget(unscaled_);
   top->addStretch();
   arrange(top, Qt::Horizontal, heatmap_, bars_);
   connect(lane_, &QComboBox::currentIndexChanged, this, [this] {
+    fillFilters();
     fillTensors();
     redraw();
   });
+  for (QComboBox* filter : {block_, kind_})
+    connect(filter, &QComboBox::currentIndexChanged, this, [this] {
+      fillTensors();
+      redraw();
+    });
   connect(tensor_, &QComboBox::currentIndexChanged, this, [this] { redraw(); });
   connect(unscaled_, &QCheckBox::toggled, this, [this] { redraw(); });
   connect(heatmap_, &HeatmapWidget::stepClicked, this, &RunView::stepClicked);
@@ -50,6 +64,7 @@ void UnderflowView::refresh(const RunData& run) {
         }
     }
   }
+  fillFilters();
   fillTensors();
   redraw();
 }
@@ -60,15 +75,36 @@ void UnderflowView::prefer(const QString& lane, bool unscaled) {
   if (lane_->findText(lane) >= 0) lane_->setCurrentText(lane);
 }
 
+// A filter's items: "" (any) first, then the given names; the choice is kept by text.
+static void fill_filter(QComboBox* box, const QString& any, const std::vector<std::string>& names) {
+  QStringList items{any};
+  for (const auto& n : names) items << QString::fromStdString(n);
+  QStringList have;
+  for (int i = 0; i < box->count(); ++i) have << box->itemText(i);
+  if (have == items) return;
+  const QString current = box->currentText();
+  const QSignalBlocker block(box);
+  box->clear();
+  box->addItem(any, QString());
+  for (const auto& n : names) box->addItem(QString::fromStdString(n), QString::fromStdString(n));
+  if (const int i = box->findText(current); i >= 0) box->setCurrentIndex(i);
+}
+
+void UnderflowView::fillFilters() {
+  const LaneData* lane = find_lane(run_, lane_->currentText());
+  fill_filter(block_, "all blocks", lane ? tensor_blocks(*lane) : std::vector<std::string>{});
+  fill_filter(kind_, "all kinds", lane ? tensor_kinds(*lane) : std::vector<std::string>{});
+}
+
 void UnderflowView::fillTensors() {
   const LaneData* lane = find_lane(run_, lane_->currentText());
   // Items are the lane's tensors by id: another lane has the same names but other ids, so both are compared.
   QStringList names{"all gradients"}, have;
   QVariantList ids{QVariant()}, have_ids;
   if (lane)
-    for (const auto& t : lane->tensors) {
-      names << QString::fromStdString(t.name);
-      ids << QVariant::fromValue<qint64>(t.id);
+    for (const auto* t : filter_tensors(*lane, block_->currentData().toString().toStdString(), kind_->currentData().toString().toStdString())) {
+      names << QString::fromStdString(t->name);
+      ids << QVariant::fromValue<qint64>(t->id);
     }
   for (int i = 0; i < tensor_->count(); ++i) {
     have << tensor_->itemText(i);

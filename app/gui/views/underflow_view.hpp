@@ -1,6 +1,7 @@
 // The gradient underflow view: a heatmap of log2|g| over the recorded steps for one lane and tensor (or all of a
 // lane's gradients), with the lane format's limits; beside it the selected step's bins coloured by zone. A switch
-// shows the gradients before loss scaling (unscaled), i.e. where they would lie without the scaler.
+// shows the gradients before loss scaling (unscaled), i.e. where they would lie without the scaler. The tensor
+// list is filtered by block and kind (a transformer has a dozen tensors per block).
 #pragma once
 
 #include <QCheckBox>
@@ -25,10 +26,13 @@ class UnderflowView : public RunView {
   const Heatmap& heatmap() const { return heatmap_->heatmap(); }
 
  private:
+  void fillFilters();
   void fillTensors();
   void redraw();
   void updateBars();
   QComboBox* lane_;
+  QComboBox* block_;  // filters of the tensor list: a model's block and a tensor kind
+  QComboBox* kind_;
   QComboBox* tensor_;
   QCheckBox* unscaled_;
   HeatmapWidget* heatmap_;
