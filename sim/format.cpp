@@ -188,4 +188,9 @@ std::string_view to_string(Category category) {
   return "?";
 }
 
+std::string with_article(const std::string& name) {
+  const bool vowel_sound = !name.empty() && std::string_view("aefhilmnorsx").find(name[0]) != std::string_view::npos;
+  return (vowel_sound ? "an " : "a ") + name;
+}
+
 }  // namespace mpscope::sim

@@ -78,6 +78,9 @@ std::span<const Format> standard_formats();  // the seven above, widest first
 // "fp16", "half", "float16", "bf16", "e4m3fn", "e4m3", "e5m2", "tf32", "fp32", "fp64", or any "eXmY" / "eXmYfn"
 // (X 2..11, Y 0..52). Throws std::invalid_argument with the accepted spellings.
 Format parse_format(std::string_view text);
+// "an fp16", "a bf16", "an e4m3fn": a format's name with the article it is read with (letters named with a vowel
+// sound take "an").
+std::string with_article(const std::string& name);
 
 std::string_view to_string(Rounding mode);
 // "nearest" (also "nearest-even", "rne"), "toward-zero" ("zero", "rz"), "up" ("ru"), "down" ("rd"),

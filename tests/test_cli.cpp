@@ -10,6 +10,7 @@
 #include "sim/gemm.hpp"
 #include "sim/npy.hpp"
 #include "sim/rounding.hpp"
+#include "test_support.hpp"
 
 using namespace mpscope::sim;
 namespace fs = std::filesystem;
@@ -235,7 +236,47 @@ TEST_F(Cli, GemmErrors) {
   r = run("gemm --arith fp32 " + path("b.npy") + " " + path("d.npy"));
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "expected A.npy B.npy [C.npy] OUT.npy")) << r.err;
+  r = run("gemm --arith h100 --format bf16 " + path("a.npy") + " " + path("b.npy") + " " + path("d.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "element [0, 1] = 0.1 is not a bf16 value (nearest bf16: 0.10009765625)")) << r.err;
+  r = run("gemm --arith h100 --format e5m2 " + path("a.npy") + " " + path("b.npy") + " " + path("d.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "--format: e5m2 x e5m2: Hopper's FP8 GEMMs take at most one e5m2 operand")) << r.err;
+  r = run("gemm --arith h100 --format fp32 " + path("a.npy") + " " + path("b.npy") + " " + path("d.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "fp32: no Hopper tensor-core model")) << r.err;
+  r = run("gemm --arith h100 --fp8-accumulation fast " + path("a.npy") + " " + path("b.npy") + " " + path("d.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "--fp8-accumulation: applies to --arith h100 with FP8 inputs")) << r.err;
+  r = run("gemm --arith h100 --format fp17 " + path("a.npy") + " " + path("b.npy") + " " + path("d.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "--format: ")) << r.err;
   EXPECT_FALSE(fs::exists(path("d.npy")));
+}
+
+// The Hopper models through the CLI: an FP8 cuBLASLt case of the H200 oracle (A in e5m2, B in e4m3fn, K 1024),
+// both accumulations, bit for bit.
+TEST_F(Cli, GemmReproducesTheH200sFp8Gemms) {
+  const NpzFile npz(mpscope::test::data_dir() / "hopper_cublas.npz");
+  for (const char* acc : {"acc", "fast"}) {
+    const std::string key = std::string("e5m2e4m3_k1024_") + acc;
+    const NpyArray a_codes = npz.read(key + "_a"), b_codes = npz.read(key + "_b"), d = npz.read(key + "_d");
+    std::vector<float> a, b;
+    for (std::uint8_t code : a_codes.values<std::uint8_t>()) a.push_back(static_cast<float>(decode(code, e5m2())));
+    for (std::uint8_t code : b_codes.values<std::uint8_t>()) b.push_back(static_cast<float>(decode(code, e4m3fn())));
+    write_npy(path("fa.npy"), NpyArray::from<float>(a, {64, 1024}));
+    write_npy(path("fb.npy"), NpyArray::from<float>(b, {1024, 64}));
+    const std::string out = path(std::string("fd_") + acc + ".npy");
+    const Result r = run("gemm --arith h100 --format e5m2 --format-b e4m3fn --fp8-accumulation " +
+                         std::string(std::string(acc) == "acc" ? "promoted" : "fast") + " " + path("fa.npy") + " " +
+                         path("fb.npy") + " " + out);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(contains(r.err, "e5m2 x e4m3fn: blocks of 32, 13 bits kept, 14-bit toward zero")) << r.err;
+    const NpyArray result = read_npy(out);
+    const auto want = d.values<float>(), got = result.values<float>();
+    ASSERT_EQ(got.size(), want.size());
+    for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << acc << " " << i;
+  }
 }
 
 }  // namespace

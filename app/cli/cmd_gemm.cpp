@@ -1,7 +1,8 @@
-// `mpscope gemm`: D = A·B + C under an accumulation model (fp32, exact, h100), optionally with the error
-// against the exact result.
+// `mpscope gemm`: D = A·B + C under an accumulation model (fp32, exact, h100: Hopper's tensor cores and cuBLAS(Lt)
+// for fp16, bf16, tf32 and FP8 inputs), optionally with the error against the exact result.
 #include <cmath>
 #include <iostream>
+#include <optional>
 
 #include "app/cli/commands.hpp"
 #include "app/cli/files.hpp"
@@ -9,6 +10,7 @@
 #include "sim/gemm.hpp"
 #include "sim/npy.hpp"
 #include "sim/rounding.hpp"
+#include "sim/tensor_core.hpp"
 
 namespace mpscope::cli {
 
@@ -16,6 +18,7 @@ namespace {
 
 struct GemmOptions {
   std::string arith;
+  std::string format = "fp16", format_b, fp8_accumulation;
   std::vector<std::string> files;  // A B [C] OUT
   bool report = false;
   bool force = false;
@@ -36,16 +39,24 @@ sim::MatrixView view(const sim::NpyArray& a) {
   return sim::MatrixView::row_major(a.values<float>().data(), a.shape[0], a.shape[1]);
 }
 
-void require_fp16(const sim::NpyArray& a, const std::string& role, const std::string& path) {
+sim::Format format_option(const std::string& option, const std::string& name) {
+  try {
+    return sim::parse_format(name);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(option + ": " + e.what());
+  }
+}
+
+void require_format(const sim::NpyArray& a, const sim::Format& f, const std::string& role, const std::string& path) {
   const sim::MatrixView v = view(a);
-  const std::int64_t bad = sim::first_non_representable(v, sim::fp16());
+  const std::int64_t bad = sim::first_non_representable(v, f);
   if (bad < 0) return;
   const std::int64_t r = bad / v.cols, c = bad % v.cols;
   const float x = v(r, c);
   throw InputError(role + " (" + path + "): element [" + std::to_string(r) + ", " + std::to_string(c) + "] = " +
-                   sim::shortest(x) + " is not an fp16 value (nearest fp16: " +
-                   sim::shortest(sim::round(x, sim::fp16())) + "); round the inputs first, e.g. "
-                   "mpscope quantize --format fp16 IN.npy OUT.npy");
+                   sim::shortest(x) + " is not " + sim::with_article(f.name) + " value (nearest " + f.name + ": " +
+                   sim::shortest(sim::round(x, f)) + "); round the inputs first, e.g. "
+                   "mpscope quantize --format " + f.name + " IN.npy OUT.npy");
 }
 
 void report_error(const std::vector<float>& d, const std::vector<float>& exact, std::int64_t n) {
@@ -94,8 +105,22 @@ void run_gemm(const GemmOptions& o) {
   const sim::NpyArray a = read_matrix(o.files[0], "A"), b = read_matrix(o.files[1], "B");
   if (a.shape[1] != b.shape[0])
     throw InputError("A is " + a.shape_string() + " and B is " + b.shape_string() + ": A's columns must equal B's rows");
-  require_fp16(a, "A", o.files[0]);
-  require_fp16(b, "B", o.files[1]);
+  const sim::Format format_a = format_option("--format", o.format);
+  const sim::Format format_b = o.format_b.empty() ? format_a : format_option("--format-b", o.format_b);
+  const bool fp8 = (format_a == sim::e4m3fn() || format_a == sim::e5m2()) && (format_b == sim::e4m3fn() || format_b == sim::e5m2());
+  if (!o.fp8_accumulation.empty() && !(model == sim::Accumulation::h100 && fp8))
+    throw InputError("--fp8-accumulation: applies to --arith h100 with FP8 inputs (e4m3fn, e5m2) only");
+  std::optional<sim::TensorCoreModel> tensor_core;
+  if (model == sim::Accumulation::h100) {
+    try {
+      tensor_core = sim::hopper_model(format_a, format_b,
+                                      sim::parse_fp8_accumulation(o.fp8_accumulation.empty() ? "promoted" : o.fp8_accumulation));
+    } catch (const std::invalid_argument& e) {
+      throw InputError(std::string(o.fp8_accumulation.empty() || !fp8 ? "--format: " : "--fp8-accumulation: ") + e.what());
+    }
+  }
+  require_format(a, format_a, "A", o.files[0]);
+  require_format(b, format_b, "B", o.files[1]);
   sim::NpyArray c;
   sim::MatrixView c_view;
   if (has_c) {
@@ -107,10 +132,15 @@ void run_gemm(const GemmOptions& o) {
   }
   const std::int64_t m = a.shape[0], n = b.shape[1];
   std::vector<float> d(static_cast<std::size_t>(m * n));
-  sim::gemm(model, view(a), view(b), c_view, d);
+  if (tensor_core) {
+    sim::tensor_core_gemm(*tensor_core, view(a), view(b), c_view, d);
+  } else {
+    sim::gemm(model, view(a), view(b), c_view, d);
+  }
   sim::write_npy(out, sim::NpyArray::from<float>(d, {m, n}));
   std::cerr << "D = A·B" << (has_c ? " + C" : "") << " (" << m << "x" << a.shape[1] << " times " << a.shape[1] << "x"
-            << n << ") with " << sim::to_string(model) << " accumulation -> " << out << "\n";
+            << n << ") with " << sim::to_string(model) << " accumulation"
+            << (tensor_core ? " (" + tensor_core->describe() + ")" : "") << " -> " << out << "\n";
   if (o.report) {
     std::vector<float> exact(d.size());
     sim::gemm(sim::Accumulation::exact, view(a), view(b), c_view, exact);
@@ -122,11 +152,17 @@ void run_gemm(const GemmOptions& o) {
 
 void add_gemm_command(CLI::App& app) {
   auto o = std::make_shared<GemmOptions>();
-  auto* cmd = app.add_subcommand("gemm", "D = A·B + C with fp16 inputs under an accumulation model");
-  cmd->add_option("--arith", o->arith, "Accumulation: fp32 (sequential FMA), exact (rounded once), h100 (tensor core)")
+  auto* cmd = app.add_subcommand("gemm", "D = A·B + C under an accumulation model (fp16, bf16, tf32 or FP8 inputs)");
+  cmd->add_option("--arith", o->arith, "Accumulation: fp32 (sequential FMA), exact (rounded once), h100 (Hopper's "
+                                       "tensor cores and cuBLAS(Lt): docs/formats.md)")
       ->required();
-  cmd->add_option("files", o->files, "A.npy B.npy [C.npy] OUT.npy: A (M,K), B (K,N) float32 holding fp16 values; "
-                                     "C (M,N) float32; OUT gets D (M,N) float32")
+  cmd->add_option("--format", o->format, "The format A and B hold: fp16 (default), bf16, tf32, e4m3fn, e5m2, ...");
+  cmd->add_option("--format-b", o->format_b, "B's format when it differs from A's (e.g. --format e5m2 --format-b e4m3fn)");
+  cmd->add_option("--fp8-accumulation", o->fp8_accumulation,
+                  "h100 with FP8 inputs: promoted (cuBLASLt's default: into float32 every 128 products) or fast "
+                  "(use_fast_accum: a 14-bit chain)");
+  cmd->add_option("files", o->files, "A.npy B.npy [C.npy] OUT.npy: A (M,K), B (K,N) float32 holding values of their "
+                                     "format; C (M,N) float32; OUT gets D (M,N) float32")
       ->required();
   cmd->add_flag("--report", o->report, "Print the max and mean relative error against the exact model");
   cmd->add_flag("--force", o->force, "Replace OUT if it exists");
