@@ -25,8 +25,9 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
   if (options.mode == GemmMode::fast && r.mma != sim::Accumulation::fp32)
     return refuse("\"mma\": \"" + std::string(sim::to_string(r.mma)) +
                   "\" describes mpscope's own GEMM kernels: use \"gemm\": \"exact\" (fast mode runs cuBLAS)");
-  if (r.name == "fp8" && r.mma != sim::Accumulation::fp32)
-    return refuse("fp8 GEMMs accumulate in float32 (\"mma\": \"fp32\"); the h100 model is for fp16 inputs");
+  if (r.mma == sim::Accumulation::h100 && !(r.weights.format == sim::fp16()))
+    return refuse("GPU lanes run the h100 model for fp16 GEMMs only (mpscope's mma.sync kernels); the " + r.name +
+                  " recipe's h100 model runs on CPU lanes");
   if (model.type != sim::ModelConfig::Type::mlp || model.layer_norm) {  // (a gpt's ops are refused there by name)
     if (r.name == "fp32" || r.name == "fp8") return std::make_unique<GpuGraphLane<float, float>>(lane, model, init, options);
     if (r.name == "fp16-amp") return std::make_unique<GpuGraphLane<__half, float>>(lane, model, init, options);

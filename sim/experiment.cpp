@@ -221,6 +221,9 @@ void check_gpu_lane(JsonObject& o, const LaneSpec& s, const std::string& recipe)
   if (s.gemm == "fast" && r.mma != Accumulation::fp32)
     o.fail("mma", "\"h100\" models mpscope's own tensor-core kernels, which a gpu lane runs with \"gemm\": \"exact\" "
                   "(\"fast\" runs cuBLAS)");
+  if (r.mma == Accumulation::h100 && !(r.weights.format == fp16()))
+    o.fail("mma", "gpu lanes run the h100 model for fp16 GEMMs only (mpscope's mma.sync kernels); the " + recipe +
+                      " recipe's h100 model (" + r.weights.format.name + " inputs) runs on cpu lanes");
 }
 
 LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_t seed, std::size_t index) {
@@ -280,6 +283,9 @@ LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_
     if (recipe != "fp8") o.fail("fp8", "only the fp8 recipe uses delayed scaling settings");
     JsonObject f = o.object("fp8");
     l.recipe.delayed_scaling = f.choice("scaling", {"delayed", "none"}, "delayed") == "delayed";
+    l.recipe.fp8_accumulation = parse_fp8_accumulation(f.choice("accumulation", {"promoted", "fast"}, "promoted"));
+    if (f.has("accumulation") && l.recipe.mma != Accumulation::h100)
+      f.fail("accumulation", "describes the h100 model's FP8 GEMMs (\"mma\": \"h100\"); with \"mma\": \"fp32\" they sum in float32");
     l.fp8_history = static_cast<int>(f.integer("history", 1024));
     l.fp8_margin = static_cast<int>(f.integer("margin", 0));
     if (l.fp8_history < 1) f.fail("history", "must be at least 1");
@@ -444,7 +450,8 @@ json resolved_json(const Experiment& e) {
                           {"gradients", rounding_text(r.gradients.rounding)}, {"update", rounding_text(r.update.rounding)}};
     }
     if (l.recipe.name == "fp8")
-      lane["fp8"] = {{"scaling", l.recipe.delayed_scaling ? "delayed" : "none"}, {"history", l.fp8_history}, {"margin", l.fp8_margin}};
+      lane["fp8"] = {{"scaling", l.recipe.delayed_scaling ? "delayed" : "none"}, {"history", l.fp8_history}, {"margin", l.fp8_margin},
+                     {"accumulation", l.recipe.fp8_accumulation == Fp8Accumulation::promoted ? "promoted" : "fast"}};
     j["lanes"].push_back(lane);
   }
   j["record"] = {{"every", e.record.every}, {"accuracy_every", e.record.accuracy_every},

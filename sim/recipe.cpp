@@ -76,11 +76,17 @@ std::string check_recipe(const Recipe& r) {
              " does not fit float32 storage (at most 8 exponent and 23 mantissa bits)";
   if (r.update.format != r.master.format) return "formats.master: the update is rounded to the master format";
   if (r.mma == Accumulation::h100) {
-    const bool fp16_inputs = r.weights.format == fp16() && !r.gemm_input && !r.gemm_grad_input &&
-                             r.activations.format == fp16() && r.gradients.format == fp16();
-    if (!fp16_inputs)
-      return "mma: the h100 model is measured for fp16 GEMM inputs only; this recipe's GEMMs take " +
-             (r.gemm_input ? r.gemm_input->format.name : r.activations.format.name) + " (use \"mma\": \"fp32\")";
+    // The GEMMs' operand formats (forward, and the two backward products) must each have a Hopper model.
+    const Format x = (r.gemm_input ? *r.gemm_input : r.activations).format, w = r.weights.format,
+                 g = (r.gemm_grad_input ? *r.gemm_grad_input : r.gradients).format;
+    for (const auto& [a, b] : {std::pair{x, w}, std::pair{g, w}, std::pair{g, x}}) {
+      try {
+        hopper_model(a, b, r.fp8_accumulation);
+      } catch (const std::invalid_argument& e) {
+        return std::string("mma: the h100 model covers GEMMs of fp16, bf16 or tf32 inputs and FP8 (e4m3fn, e5m2); "
+                           "this recipe's GEMMs take ") + e.what() + " (use \"mma\": \"fp32\")";
+      }
+    }
   }
   if (r.float32_attention_scores && r.master.format != fp32())
     return "attention_scores: \"float32\" keeps the scores in the master format, which is " + r.master.format.name +

@@ -8,6 +8,7 @@
 
 #include "sim/format.hpp"
 #include "sim/gemm.hpp"
+#include "sim/tensor_core.hpp"
 
 namespace mpscope::sim {
 
@@ -42,7 +43,8 @@ struct Recipe {
   // Weight gradients go to separate master gradients in `master`'s format (AMP): unscaling and the inf/NaN check
   // happen there. Without (pure recipes), gradients stay in `gradients`' format.
   bool master_gradients = true;
-  Accumulation mma = Accumulation::fp32;  // GEMM accumulation model (h100 needs fp16 GEMM inputs)
+  Accumulation mma = Accumulation::fp32;  // GEMM accumulation model (h100: Hopper's, for fp16, bf16, tf32, FP8 inputs)
+  Fp8Accumulation fp8_accumulation = Fp8Accumulation::promoted;  // h100 with FP8 inputs: cuBLASLt's two paths
   // Causal attention's q·kᵀ, its scaling and softmax's backward in float32 (an fp32 GEMM of the fp16/bf16 q and
   // k) instead of autocast's low-precision bmm: the "upcast" of Hugging Face's GPT-2 (reorder_and_upcast_attn)
   // and Mistral. Needs fp32 master weights (the promoted format holds the scores).

@@ -88,7 +88,10 @@ std::string TensorCoreModel::describe() const {
 }
 
 TensorCoreModel hopper_model(const Format& a, const Format& b, Fp8Accumulation fp8) {
-  const auto is = [](const Format& f, const Format& g) { return f == g; };
+  // (by encoding: the fp8 recipe's saturating E4M3 is E4M3 to the tensor core)
+  const auto is = [](const Format& f, const Format& g) {
+    return f.exponent_bits == g.exponent_bits && f.mantissa_bits == g.mantissa_bits && f.bias == g.bias && f.specials == g.specials;
+  };
   const auto is_fp8 = [&](const Format& f) { return is(f, e4m3fn()) || is(f, e5m2()); };
   TensorCoreModel m{a, b};
   if ((is(a, fp16()) || is(a, bf16())) && is(a, b)) return m;  // mma.sync m16n16k16, cuBLAS's GEMMs

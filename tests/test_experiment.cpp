@@ -104,8 +104,21 @@ TEST(Experiment, ErrorsNameTheKeyPath) {
   EXPECT_NE(error_of(j).find("lanes[1].recipe: 'fp17' is not one of"), std::string::npos);
   j = base();
   j["lanes"][1]["mma"] = "h100";
-  j["lanes"][1]["recipe"] = "bf16-amp";
-  EXPECT_NE(error_of(j).find("lanes[1].mma: the h100 model is measured for fp16 GEMM inputs only"), std::string::npos) << error_of(j);
+  j["lanes"][1]["recipe"] = "fp32";
+  EXPECT_NE(error_of(j).find("lanes[1].mma: the h100 model covers GEMMs of fp16, bf16 or tf32 inputs and FP8 (e4m3fn, e5m2); "
+                             "this recipe's GEMMs take fp32: no Hopper tensor-core model"),
+            std::string::npos) << error_of(j);
+  j = base();
+  j["lanes"][1] = {{"name", "c"}, {"recipe", "custom"}, {"mma", "h100"}, {"formats", {{"weights", "fp16"}}}};
+  EXPECT_NE(error_of(j).find("lanes[1].mma: the h100 model covers GEMMs of fp16, bf16 or tf32 inputs and FP8"), std::string::npos)
+      << error_of(j);
+  j["lanes"][1]["formats"] = {{"weights", "tf32"}, {"activations", "tf32"}, {"gradients", "tf32"}};
+  EXPECT_EQ(error_of(j), "no error");  // tf32 tensor cores
+  j["lanes"][1] = {{"name", "f8"}, {"recipe", "fp8"}, {"fp8", {{"accumulation", "fast"}}}};
+  EXPECT_NE(error_of(j).find("lanes[1].fp8.accumulation: describes the h100 model's FP8 GEMMs"), std::string::npos) << error_of(j);
+  j["lanes"][1]["mma"] = "h100";
+  EXPECT_EQ(error_of(j), "no error");
+  EXPECT_EQ(resolved_json(parse_experiment(j, "."))["lanes"][1]["fp8"]["accumulation"], "fast");
   j = base();
   j["lanes"][1]["recipe"] = "fp16-pure";
   j["lanes"][1]["attention_scores"] = "float32";
@@ -155,6 +168,11 @@ TEST(Experiment, GpuLaneKeysAreChecked) {
   EXPECT_EQ(error_of(j), "no error");
   j["lanes"][1]["recipe"] = "custom";
   EXPECT_NE(error_of(j).find("lanes[1].recipe: the custom recipe has no GPU lane"), std::string::npos) << error_of(j);
+  j["lanes"][1] = {{"name", "b"}, {"recipe", "bf16-amp"}, {"backend", "gpu"}, {"gemm", "exact"}, {"mma", "h100"}};
+  EXPECT_NE(error_of(j).find("lanes[1].mma: gpu lanes run the h100 model for fp16 GEMMs only"), std::string::npos) << error_of(j);
+  j["lanes"][1]["backend"] = "cpu";
+  j["lanes"][1].erase("gemm");
+  EXPECT_EQ(error_of(j), "no error");  // on the CPU bf16 has its Hopper model
   // resolved_json names the GEMM mode of gpu lanes only.
   j = base();
   j["lanes"][1]["backend"] = "gpu";

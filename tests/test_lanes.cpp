@@ -201,7 +201,7 @@ TEST(Lanes, SkippedStepsLeaveWeightsAlone) {
 }
 
 TEST(Lanes, RecipeChecks) {
-  LaneConfig c = lane("bf16-amp");
+  LaneConfig c = lane("fp32");  // float32 GEMM inputs have no Hopper tensor-core model (TF32 is a custom recipe)
   c.recipe.mma = Accumulation::h100;
   EXPECT_THROW(make_lane(c, spiral_model(), default_initial_weights(spiral_model(), 1)), std::invalid_argument);
   LaneConfig wide = lane("custom");

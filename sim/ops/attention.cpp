@@ -63,7 +63,7 @@ class CausalAttention final : public Op<Ops> {
     for (std::int64_t h = 0; h < heads_; ++h) {
       const std::span<T> s(scores_.data() + h * block, block);
       for (std::int64_t b = 0; b < batch; ++b) {
-        scores_gemm(cx, q(qkv, b, h), k(qkv, b, h).transposed(), full);
+        scores_gemm(cx, q(qkv, b, h), k(qkv, b, h).transposed(), full, {Role::activations, Role::activations});
         pack(full, s.subspan(static_cast<std::size_t>(b * causal_), static_cast<std::size_t>(causal_)));
       }
       const std::size_t tensor = this->node().scores_tensor + static_cast<std::size_t>(h);
@@ -80,7 +80,7 @@ class CausalAttention final : public Op<Ops> {
       }
       for (std::int64_t b = 0; b < batch; ++b) {
         unpack(pa.subspan(static_cast<std::size_t>(b * causal_), static_cast<std::size_t>(causal_)), full);
-        cx.ops.gemm(square(full), v(qkv, b, h), out);
+        cx.ops.gemm(square(full), v(qkv, b, h), out, 1.0f, {Role::activations, Role::activations});
         for (std::int64_t t = 0; t < t_; ++t)
           std::copy_n(out.begin() + t * hd_, hd_, ys.begin() + (b * t_ + t) * d_ + h * hd_);
       }
@@ -105,10 +105,10 @@ class CausalAttention final : public Op<Ops> {
         const View<T> dyh{dy.data.data() + b * t_ * d_ + h * hd_, t_, hd_, d_, 1};
         // dpA (T, T), the masked positions too: PyTorch rounds them all, and the softmax's backward sums whole rows
         // (an inf there makes the row NaN); then dv
-        cx.ops.gemm(dyh, v(qkv, b, h).transposed(), dpa);
+        cx.ops.gemm(dyh, v(qkv, b, h).transposed(), dpa, 1.0f, {Role::gradients, Role::activations});
         cx.ops.cast(Role::gradients, cx.in_grad_tensor, dpa, dpa, cx.log);
         unpack(pa, full);
-        cx.ops.gemm(square(full).transposed(), dyh, out);
+        cx.ops.gemm(square(full).transposed(), dyh, out, 1.0f, {Role::activations, Role::gradients});
         scatter(out, grads, b, 2 * d_ + h * hd_);
         // softmax backward, the casts' backward, the scale
         for (std::int64_t t = 0, row = 0; t < t_; row += ++t) {
@@ -123,9 +123,9 @@ class CausalAttention final : public Op<Ops> {
         cx.ops.store(ds_role, cx.in_grad_tensor, wide, dp, cx.log);
         // dq and dk
         unpack(dp, full);
-        scores_gemm(cx, square(full), k(qkv, b, h), out);
+        scores_gemm(cx, square(full), k(qkv, b, h), out, {Role::gradients, Role::activations});
         scatter(out, grads, b, h * hd_);
-        scores_gemm(cx, square(full).transposed(), q(qkv, b, h), out);
+        scores_gemm(cx, square(full).transposed(), q(qkv, b, h), out, {Role::gradients, Role::activations});
         scatter(out, grads, b, d_ + h * hd_);
       }
     if (!dqkv) return;
@@ -144,11 +144,11 @@ class CausalAttention final : public Op<Ops> {
  private:
   std::size_t probs_tensor() const { return this->node().scores_tensor + static_cast<std::size_t>(heads_); }
   // q·kᵀ and its backward GEMMs: autocast's bmm (the lane's model), or an fp32 GEMM where the lane upcasts them.
-  void scores_gemm(OpContext<Ops>& cx, View<T> a, View<T> b, std::vector<T>& out) const {
+  void scores_gemm(OpContext<Ops>& cx, View<T> a, View<T> b, std::vector<T>& out, GemmRoles roles) const {
     if (cx.ops.scores_role() == Role::promoted) {
       cx.ops.float32_gemm(a, b, out);
     } else {
-      cx.ops.gemm(a, b, out);
+      cx.ops.gemm(a, b, out, 1.0f, roles);
     }
   }
   // Head h's q, k, v of sample b: (T, d) views into q | k | v.

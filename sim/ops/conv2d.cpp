@@ -83,7 +83,8 @@ class Conv2d final : public Op<Ops> {
         for (std::int64_t p = 0; p < positions; ++p) dy_rows(b * positions + p, f) = dyq(b, f * positions + p);
     Param<Ops>& w = params_[0];
     w.grad.resize(w.master.size());
-    cx.ops.gemm(View<T>::of(dy_rows).transposed(), View<T>::of(cols_), w.grad, dy_descale * xq_descale_);
+    cx.ops.gemm(View<T>::of(dy_rows).transposed(), View<T>::of(cols_), w.grad, dy_descale * xq_descale_,
+                {Role::gemm_grad_input, Role::gemm_input});
     cx.ops.cast(Role::gradients, w.grad_tensor, w.grad, w.grad, cx.log);
     if (has_bias()) {
       std::vector<W> sum(static_cast<std::size_t>(f_), W(0));
@@ -112,7 +113,7 @@ class Conv2d final : public Op<Ops> {
             }
         }
     std::vector<T> out(static_cast<std::size_t>(batch * h_ * w_ * c_));
-    cx.ops.gemm(View<T>::of(dcols), weights_by_output(w.compute), out, dy_descale * w.descale);
+    cx.ops.gemm(View<T>::of(dcols), weights_by_output(w.compute), out, dy_descale * w.descale, {Role::gemm_grad_input, Role::weights});
     *dx = Matrix<T>(batch, c_ * h_ * w_);
     for (std::int64_t b = 0; b < batch; ++b)  // (B·H·W, C) -> (B, C, H, W)
       for (std::int64_t p = 0; p < h_ * w_; ++p)

@@ -62,7 +62,7 @@ class Linear final : public Op<Ops> {
                                              dy.values(), dyq.values(), cx.log);
     Param<Ops>& w = params_[0];
     w.grad.resize(w.master.size());
-    cx.ops.gemm(flat(dyq, out_).transposed(), flat(xq_, in_), w.grad, dy_descale * xq_descale_);
+    cx.ops.gemm(flat(dyq, out_).transposed(), flat(xq_, in_), w.grad, dy_descale * xq_descale_, {Role::gemm_grad_input, Role::gemm_input});
     cx.ops.cast(Role::gradients, w.grad_tensor, w.grad, w.grad, cx.log);
     if (has_bias()) {
       std::vector<W> sum(static_cast<std::size_t>(out_), W(0));
@@ -73,7 +73,8 @@ class Linear final : public Op<Ops> {
     }
     if (!dx) return;
     *dx = Matrix<T>(dy.rows, dy.size() / dy.rows / out_ * in_);
-    cx.ops.gemm(flat(dyq, out_), View<T>{w.compute.data(), out_, in_, in_, 1}, dx->values(), dy_descale * w.descale);
+    cx.ops.gemm(flat(dyq, out_), View<T>{w.compute.data(), out_, in_, in_, 1}, dx->values(), dy_descale * w.descale,
+                {Role::gemm_grad_input, Role::weights});
     cx.ops.cast(Role::gradients, cx.in_grad_tensor, dx->values(), dx->values(), cx.log);
   }
 

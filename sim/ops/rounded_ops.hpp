@@ -8,6 +8,8 @@
 #include <boost/math/special_functions/erf.hpp>
 #include <boost/multiprecision/cpp_bin_float.hpp>
 #include <cmath>
+#include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -16,6 +18,7 @@
 #include "sim/lane.hpp"
 #include "sim/mathfn.hpp"
 #include "sim/rounding.hpp"
+#include "sim/tensor_core.hpp"
 
 namespace mpscope::sim {
 
@@ -75,6 +78,12 @@ struct View {
   static View of(const Matrix<T>& m) { return {m.data.data(), m.rows, m.cols, m.cols, 1}; }
   View transposed() const { return {data, cols, rows, col_stride, row_stride}; }
   const T& operator()(std::int64_t r, std::int64_t c) const { return data[r * row_stride + c * col_stride]; }
+};
+
+// The roles whose formats a GEMM's two operands hold (the h100 model picks Hopper's path by them): by default a
+// forward product of the layer input and the weights.
+struct GemmRoles {
+  Role a = Role::gemm_input, b = Role::weights;
 };
 
 class RoundedOps {
@@ -193,10 +202,20 @@ class RoundedOps {
   }
   void discard_amax() { std::fill(amax_.begin(), amax_.end(), 0.0); }
 
-  // out (a.rows, b.cols) = a·b under the lane's accumulation model, times `descale` (FP8 inverse scales).
-  void gemm(View<float> a, View<float> b, std::span<float> out, float descale = 1.0f) {
-    gemm_impl(recipe_.mma, MatrixView{a.data, a.rows, a.cols, a.row_stride, a.col_stride},
-              MatrixView{b.data, b.rows, b.cols, b.row_stride, b.col_stride}, MatrixView{}, out);
+  // out (a.rows, b.cols) = a·b under the lane's accumulation model, times `descale` (FP8 inverse scales). `roles`
+  // say which formats a and b hold: the h100 model takes Hopper's path for them (fp16, bf16, tf32, FP8); operands
+  // with no tensor-core path (float32 ones of an fp8 lane's attention) are summed as an fp32 GEMM.
+  void gemm(View<float> a, View<float> b, std::span<float> out, float descale = 1.0f, GemmRoles roles = {}) {
+    const MatrixView av{a.data, a.rows, a.cols, a.row_stride, a.col_stride}, bv{b.data, b.rows, b.cols, b.row_stride, b.col_stride};
+    if (recipe_.mma == Accumulation::h100) {
+      if (const std::optional<TensorCoreModel>& model = tensor_core_model(roles)) {
+        tensor_core_gemm(*model, av, bv, MatrixView{}, out);
+      } else {
+        gemm_impl(Accumulation::fp32, av, bv, MatrixView{}, out);
+      }
+    } else {
+      gemm_impl(recipe_.mma, av, bv, MatrixView{}, out);
+    }
     if (descale != 1.0f)
       for (float& v : out) v *= descale;
   }
@@ -213,11 +232,26 @@ class RoundedOps {
   static void gemm_impl(Accumulation model, MatrixView a, MatrixView b, MatrixView c, std::span<float> d) {
     sim::gemm(model, a, b, c, d);
   }
+  // Hopper's path for operands of these roles' formats, once per pair; none where there is no tensor-core path.
+  const std::optional<TensorCoreModel>& tensor_core_model(GemmRoles roles) {
+    const auto key = std::pair{static_cast<int>(roles.a), static_cast<int>(roles.b)};
+    auto it = tensor_core_models_.find(key);
+    if (it == tensor_core_models_.end()) {
+      std::optional<TensorCoreModel> model;
+      try {
+        model = hopper_model(role(roles.a).format, role(roles.b).format, recipe_.fp8_accumulation);
+      } catch (const std::invalid_argument&) {
+      }
+      it = tensor_core_models_.emplace(key, model).first;
+    }
+    return it->second;
+  }
 
   Recipe recipe_;
   RandomStream random_;
   std::vector<DelayedScaling> scales_;  // per GEMM op: gemm input, weights, gradient input
   std::vector<double> amax_;
+  std::map<std::pair<int, int>, std::optional<TensorCoreModel>> tensor_core_models_;
 };
 
 template <typename V>
@@ -259,7 +293,7 @@ class WideOps {
   void discard_amax() {}
 
   // Sequential sums in k order, in V.
-  void gemm(View<V> a, View<V> b, std::span<V> out, float = 1.0f) {
+  void gemm(View<V> a, View<V> b, std::span<V> out, float = 1.0f, GemmRoles = {}) {
     for (std::int64_t i = 0; i < a.rows; ++i)
       for (std::int64_t j = 0; j < b.cols; ++j) {
         V acc(0);
