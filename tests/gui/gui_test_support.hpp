@@ -36,6 +36,29 @@ inline nlohmann::json small_experiment(int steps = 30) {
   return j;
 }
 
+// A two-block, two-head GPT on the copy task: fp32 and fp16-amp, recorded every step.
+inline nlohmann::json small_gpt_experiment(int steps) {
+  nlohmann::json j = nlohmann::json::parse(R"({
+    "name": "gpt", "seed": 1, "batch_size": 4,
+    "data": {"source": "tokens", "task": "copy", "vocab_size": 8, "length": 8, "sequences": 16},
+    "model": {"type": "gpt", "vocab_size": 8, "block_size": 8, "n_embd": 16, "n_head": 2, "n_layer": 2},
+    "optimizer": {"type": "adamw", "lr": 0.01},
+    "lanes": [{"name": "fp32", "recipe": "fp32"}, {"name": "fp16-amp", "recipe": "fp16-amp", "loss_scale": {"type": "dynamic"}}],
+    "record": {"every": 1}})");
+  j["steps"] = steps;
+  return j;
+}
+
+// A log2 histogram by hand: bins lo, lo+1, ... with these counts.
+inline analysis::Log2Histogram histogram(int lo, std::vector<std::int64_t> counts, std::int64_t zeros = 0, std::int64_t infs = 0) {
+  analysis::Log2Histogram h;
+  h.lo = lo;
+  h.counts = std::move(counts);
+  h.zeros = zeros;
+  h.infs = infs;
+  return h;
+}
+
 // Trains `experiment` into a new run file.
 inline std::filesystem::path make_run(const nlohmann::json& experiment, const std::string& name) {
   const auto file = scratch(name);

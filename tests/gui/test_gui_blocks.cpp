@@ -15,14 +15,6 @@ using namespace mpscope::gui::testing;
 
 namespace {
 
-analysis::Log2Histogram histogram(int lo, std::vector<std::int64_t> counts, std::int64_t infs = 0) {
-  analysis::Log2Histogram h;
-  h.lo = lo;
-  h.counts = std::move(counts);
-  h.infs = infs;
-  return h;
-}
-
 // One block, two heads; steps 0 and 2 recorded. Head 1 overflows at both, head 0 never.
 LaneData gpt_lane() {
   LaneData l;
@@ -44,11 +36,11 @@ LaneData gpt_lane() {
     l.steps.push_back(r);
   }
   l.tensor_stats[0] = {{4, 0, histogram(-3, {2, 3}), 10, 1, 0, 0},        // head 0: below 2^-1, 1 underflowed
-                       {5, 0, histogram(2, {1, 1, 4}, 2), 10, 0, 0, 2},  // head 1: below 2^5, 2 overflowed
+                       {5, 0, histogram(2, {1, 1, 4}, 0, 2), 10, 0, 0, 2},  // head 1: below 2^5, 2 overflowed
                        {6, 0, histogram(-8, {1, 1}), std::nullopt, std::nullopt, std::nullopt, std::nullopt},
                        {8, 0, histogram(-7, {3, 0, 1}), 16, 0, 0, 0}};
   l.tensor_stats[2] = {{4, 2, histogram(0, {5}), 10, 0, 0, 0},
-                       {5, 2, histogram(3, {2, 2}, 3), 10, 0, 0, 3},
+                       {5, 2, histogram(3, {2, 2}, 0, 3), 10, 0, 0, 3},
                        {6, 2, histogram(-2, {4}), std::nullopt, std::nullopt, std::nullopt, std::nullopt},
                        {8, 2, histogram(-1, {2}), 16, 0, 0, 1}};
   return l;
@@ -116,13 +108,8 @@ TEST(GuiBlocks, HeadFiguresAtARecordedStepAndSoFar) {
 
 // A trained two-block, two-head GPT: every block has its ranges, every head its row, the filters find its tensors.
 TEST(GuiBlocks, ATrainedGptHasEveryBlockAndHead) {
-  const nlohmann::json e = nlohmann::json::parse(R"({
-    "name": "gpt", "seed": 1, "steps": 4, "batch_size": 4,
-    "data": {"source": "tokens", "task": "copy", "vocab_size": 8, "length": 8, "sequences": 16},
-    "model": {"type": "gpt", "vocab_size": 8, "block_size": 8, "n_embd": 16, "n_head": 2, "n_layer": 2},
-    "optimizer": {"type": "adamw", "lr": 0.01},
-    "lanes": [{"name": "fp32", "recipe": "fp32"}, {"name": "fp16-amp", "recipe": "fp16-amp", "loss_scale": {"type": "dynamic"}}],
-    "record": {"every": 2}})");
+  nlohmann::json e = small_gpt_experiment(4);
+  e["record"]["every"] = 2;
   RunFollower follower(make_run(e, "gpt.mpscope"));
   follower.poll();
   ASSERT_EQ(follower.data().lanes.size(), 2u);

@@ -40,14 +40,6 @@ class ModelTesterFailures {
   QtMessageHandler previous_;
 };
 
-analysis::Log2Histogram histogram(int lo, std::vector<std::int64_t> counts, std::int64_t zeros = 0) {
-  analysis::Log2Histogram h;
-  h.lo = lo;
-  h.counts = std::move(counts);
-  h.zeros = zeros;
-  return h;
-}
-
 // A lane by hand: layer 1's weight gradient (fp16) and activation (fp16), two recorded steps, scale 2^10 then 2^9.
 LaneData hand_lane() {
   LaneData l;

@@ -181,13 +181,7 @@ TEST(GuiSmoke, UnderflowViewKeepsTheTensorAcrossLanes) {
 // A GPT's run: the blocks view draws every block and lists every head; the underflow view's filters narrow its
 // tensor list to one block's attention scores.
 TEST(GuiSmoke, BlocksViewAndTensorFiltersOnAGpt) {
-  const json e = json::parse(R"({
-    "name": "gpt", "seed": 1, "steps": 6, "batch_size": 4,
-    "data": {"source": "tokens", "task": "copy", "vocab_size": 8, "length": 8, "sequences": 16},
-    "model": {"type": "gpt", "vocab_size": 8, "block_size": 8, "n_embd": 16, "n_head": 2, "n_layer": 2},
-    "optimizer": {"type": "adamw", "lr": 0.01},
-    "lanes": [{"name": "fp32", "recipe": "fp32"}, {"name": "fp16-amp", "recipe": "fp16-amp", "loss_scale": {"type": "dynamic"}}],
-    "record": {"every": 1}})");
+  const json e = small_gpt_experiment(6);
   const auto run = make_run(e, "gpt-views.mpscope");
   MainWindow w(options());
   ASSERT_EQ(w.openFile(QString::fromStdString(run.string())), "");

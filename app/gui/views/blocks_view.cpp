@@ -46,18 +46,7 @@ void BlocksView::refresh(const RunData& run) {
   const bool first = lane_->count() == 0;
   run_ = &run;
   fill_lanes(lane_, run, false);
-  if (first && lane_->count() > 0) {
-    const QSignalBlocker block(lane_);
-    if (!preferred_.isEmpty() && lane_->findText(preferred_) >= 0) {
-      lane_->setCurrentText(preferred_);
-    } else {
-      for (const auto& l : run.lanes)  // the first lane that is not the reference: where the trouble shows
-        if (!l.info.is_reference) {
-          lane_->setCurrentText(QString::fromStdString(l.info.name));
-          break;
-        }
-    }
-  }
+  if (first && lane_->count() > 0) choose_first_lane(lane_, run, preferred_);
   redraw();
   updateTable();
 }

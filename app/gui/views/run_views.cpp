@@ -24,6 +24,19 @@ QString lane_name(const LaneData& l) {
 
 }  // namespace
 
+void choose_first_lane(QComboBox* box, const RunData& run, const QString& preferred) {
+  const QSignalBlocker block(box);
+  if (!preferred.isEmpty() && box->findText(preferred) >= 0) {
+    box->setCurrentText(preferred);
+    return;
+  }
+  for (const auto& l : run.lanes)
+    if (!l.info.is_reference) {
+      box->setCurrentText(QString::fromStdString(l.info.name));
+      return;
+    }
+}
+
 void fill_lanes(QComboBox* box, const RunData& run, bool skip_reference) {
   const QString current = box->currentText();
   QStringList names;

@@ -19,6 +19,9 @@ namespace mpscope::gui {
 // Keeps a lane chooser in step with the run's lanes, keeping the choice by name.
 void fill_lanes(QComboBox* box, const RunData& run, bool skip_reference);
 const LaneData* find_lane(const RunData* run, const QString& name);  // null when there is no such lane
+// Once a run first fills `box`: `preferred` if the run has it, else the first lane that is not the reference (the
+// reference rarely shows the trouble a view is about).
+void choose_first_lane(QComboBox* box, const RunData& run, const QString& preferred);
 
 class RunView : public QWidget {
   Q_OBJECT

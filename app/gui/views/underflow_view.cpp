@@ -51,19 +51,7 @@ void UnderflowView::refresh(const RunData& run) {
   const bool first = lane_->count() == 0;
   run_ = &run;
   fill_lanes(lane_, run, false);
-  if (first && lane_->count() > 0) {
-    const QSignalBlocker block(lane_);
-    if (!preferred_.isEmpty() && lane_->findText(preferred_) >= 0) {
-      lane_->setCurrentText(preferred_);
-    } else {
-      // Start on the first lane that is not the reference: the reference rarely shows underflow.
-      for (const auto& l : run.lanes)
-        if (!l.info.is_reference) {
-          lane_->setCurrentText(QString::fromStdString(l.info.name));
-          break;
-        }
-    }
-  }
+  if (first && lane_->count() > 0) choose_first_lane(lane_, run, preferred_);
   fillFilters();
   fillTensors();
   redraw();
