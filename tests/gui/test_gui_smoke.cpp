@@ -290,6 +290,10 @@ TEST(GuiSmoke, TheExperimentPanelGivesBackAGptUnchanged) {
   ASSERT_NE(layers, nullptr);
   EXPECT_EQ(layers->text(), "gpt: vocab 16, block 32, n_embd 64, 4 heads, 2 layers");
   EXPECT_TRUE(layers->isReadOnly());
+  auto* activation = panel.findChild<QComboBox*>("activation");
+  ASSERT_NE(activation, nullptr);
+  EXPECT_EQ(activation->currentText(), "gelu_tanh");  // nanoGPT's, not the mlp default
+  EXPECT_FALSE(activation->isEnabled());
   auto* data = panel.findChild<QComboBox*>("data");
   ASSERT_NE(data, nullptr);
   ASSERT_EQ(data->count(), 2);  // the file's npz, then the built-in token tasks

@@ -98,6 +98,7 @@ ExperimentPanel::ExperimentPanel(std::vector<Scenario> scenarios, bool gpu_avail
   layers_->setObjectName("layers");
   layers_->setToolTip("Widths from the input to the output, e.g. 2, 64, 64, 3");
   activation_ = new QComboBox;
+  activation_->setObjectName("activation");
   for (const std::string& a : sim::activation_names()) activation_->addItem(QString::fromStdString(a));
   loss_ = new QComboBox;  // (docs/recipes.md: where cross-entropy rounds)
   loss_->addItem("cross-entropy (as autocast: log-probs in the logits' format)", "autocast");
@@ -206,7 +207,14 @@ void ExperimentPanel::setExperiment(const nlohmann::json& e, const std::filesyst
   layers_->setReadOnly(given);
   layers_->setToolTip(given ? "The model as the experiment file gives it" : "Widths from the input to the output, e.g. 2, 64, 64, 3");
   activation_->setEnabled(!given);
-  activation_->setCurrentText(QString::fromStdString(model.value("activation", "relu")));
+  // (a gpt's MLP uses tanh-GELU; a sequential model names its activations among its layers: none shown here)
+  if (takes_tokens(model)) {
+    activation_->setCurrentText("gelu_tanh");
+  } else if (given) {
+    activation_->setCurrentIndex(-1);
+  } else {
+    activation_->setCurrentText(QString::fromStdString(model.value("activation", "relu")));
+  }
   const nlohmann::json loss = e.value("loss", nlohmann::json("cross_entropy"));
   const std::string type = loss.is_object() ? loss.value("type", "cross_entropy") : loss.is_string() ? loss.get<std::string>() : "";
   const std::string logits = loss.is_object() ? loss.value("logits", "autocast") : "autocast";
