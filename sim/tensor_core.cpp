@@ -119,12 +119,12 @@ void tensor_core_gemm(const TensorCoreModel& m, MatrixView a, MatrixView b, Matr
   if (b.rows != k) throw std::invalid_argument("gemm: A's columns and B's rows differ");
   if (c.data != nullptr && (c.rows != rows || c.cols != cols)) throw std::invalid_argument("gemm: C has the wrong shape");
   if (static_cast<std::int64_t>(d.size()) != rows * cols) throw std::invalid_argument("gemm: D has the wrong size");
-  check_inputs("A", a, m.a);
-  check_inputs("B", b, m.b);
   if (m.a == fp16() && m.b == fp16() && m.block == 16 && m.kept_bits == 25 && m.promote_every == 0) {
-    gemm(Accumulation::h100, a, b, c, d);  // the same model, vectorized
+    gemm(Accumulation::h100, a, b, c, d);  // the same model, vectorized (it checks for fp16 inputs itself)
     return;
   }
+  check_inputs("A", a, m.a);
+  check_inputs("B", b, m.b);
   const Format result = make_format(8, m.result_bits - 1);  // binary32's range, result_bits significant bits
   std::vector<Operand> a_row(static_cast<std::size_t>(k)), b_col(static_cast<std::size_t>(k));
   std::vector<float> out(d.size());

@@ -206,7 +206,7 @@ class RoundedOps {
   // say which formats a and b hold: the h100 model takes Hopper's path for them (fp16, bf16, tf32, FP8); operands
   // with no tensor-core path (float32 ones of an fp8 lane's attention) are summed as an fp32 GEMM.
   void gemm(View<float> a, View<float> b, std::span<float> out, float descale = 1.0f, GemmRoles roles = {}) {
-    const MatrixView av{a.data, a.rows, a.cols, a.row_stride, a.col_stride}, bv{b.data, b.rows, b.cols, b.row_stride, b.col_stride};
+    const MatrixView av = matrix(a), bv = matrix(b);
     if (recipe_.mma == Accumulation::h100) {
       if (const std::optional<TensorCoreModel>& model = tensor_core_model(roles)) {
         tensor_core_gemm(*model, av, bv, MatrixView{}, out);
@@ -221,14 +221,14 @@ class RoundedOps {
   }
   // out = a·b as an fp32 GEMM (sequential FMA), whatever the lane's model: the upcast attention scores' bmm.
   void float32_gemm(View<float> a, View<float> b, std::span<float> out) {
-    gemm_impl(Accumulation::fp32, MatrixView{a.data, a.rows, a.cols, a.row_stride, a.col_stride},
-              MatrixView{b.data, b.rows, b.cols, b.row_stride, b.col_stride}, MatrixView{}, out);
+    gemm_impl(Accumulation::fp32, matrix(a), matrix(b), MatrixView{}, out);
   }
 
  private:
   static bool is_identity(const RoleFormat& rf) {
     return rf.format == fp32() && rf.rounding == Rounding::nearest_even;
   }
+  static MatrixView matrix(View<float> v) { return {v.data, v.rows, v.cols, v.row_stride, v.col_stride}; }
   static void gemm_impl(Accumulation model, MatrixView a, MatrixView b, MatrixView c, std::span<float> d) {
     sim::gemm(model, a, b, c, d);
   }
