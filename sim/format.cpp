@@ -10,13 +10,16 @@
 namespace mpscope::sim {
 
 int Format::emax() const {
-  // ieee and mantissa-less formats reserve the all-ones exponent; fn keeps it for finite values.
-  const int top_field = static_cast<int>(exponent_field_max()) - (specials == Specials::fn ? 0 : 1);
+  // ieee, unsigned_scale and mantissa-less formats reserve the all-ones exponent; fn and none keep it for finite
+  // values.
+  const bool all_ones_finite = (specials == Specials::fn || specials == Specials::none) && mantissa_bits > 0;
+  const int top_field = static_cast<int>(exponent_field_max()) - (all_ones_finite ? 0 : 1);
   return top_field - bias;
 }
 
 std::uint64_t Format::max_finite_bits() const {
   if (mantissa_bits == 0) return (exponent_field_max() - 1) << mantissa_bits;
+  if (specials == Specials::none) return (exponent_field_max() << mantissa_bits) | mantissa_mask();
   if (specials == Specials::fn) return (exponent_field_max() << mantissa_bits) | (mantissa_mask() - 1);
   return ((exponent_field_max() - 1) << mantissa_bits) | mantissa_mask();
 }
@@ -24,6 +27,7 @@ std::uint64_t Format::max_finite_bits() const {
 std::uint64_t Format::infinity_bits() const { return exponent_field_max() << mantissa_bits; }
 
 std::uint64_t Format::nan_bits() const {
+  if (!has_nan()) throw std::logic_error(name + " has no NaN encoding");
   if (mantissa_bits == 0) return exponent_field_max();
   if (specials == Specials::fn) return (exponent_field_max() << mantissa_bits) | mantissa_mask();
   return (exponent_field_max() << mantissa_bits) | (std::uint64_t{1} << (mantissa_bits - 1));
@@ -41,6 +45,10 @@ bool Format::within_float32() const {
   return mantissa_bits <= 23 && emin() >= -126 && emax() <= 127 && emin() - mantissa_bits >= -149;
 }
 
+bool Format::values_fit_float32() const {
+  return mantissa_bits <= 23 && emax() <= 127 && emin() - mantissa_bits >= -149;
+}
+
 Format Format::with_subnormals(bool keep) const {
   Format f = *this;
   f.subnormals = keep;
@@ -49,14 +57,19 @@ Format Format::with_subnormals(bool keep) const {
 
 Format Format::with_overflow(Overflow mode) const {
   Format f = *this;
+  if (saturates_always()) return f;  // nothing to overflow to
   f.overflow = mode;
   return f;
 }
 
+bool Format::saturates_always() const {
+  return specials == Specials::none || specials == Specials::unsigned_scale;
+}
+
 std::string Format::switches() const {
   std::string s;
-  if (!subnormals) s += "no-subnormals";
-  if (overflow == Overflow::saturate) s += s.empty() ? "saturate" : ",saturate";
+  if (!subnormals && has_zero()) s += "no-subnormals";
+  if (overflow == Overflow::saturate && !saturates_always()) s += s.empty() ? "saturate" : ",saturate";
   return s;
 }
 
@@ -72,11 +85,17 @@ Format make_format(int exponent_bits, int mantissa_bits, Specials specials) {
     throw std::invalid_argument("mantissa bits must be 0..52, got " + std::to_string(mantissa_bits));
   if (specials == Specials::fn && mantissa_bits == 0)
     throw std::invalid_argument("an fn format needs at least one mantissa bit (its NaN is S.1..1.1..1)");
+  if (specials == Specials::none && mantissa_bits == 0)
+    throw std::invalid_argument("a format without specials needs at least one mantissa bit");
+  if (specials == Specials::unsigned_scale && mantissa_bits != 0)
+    throw std::invalid_argument("an unsigned scale format has no mantissa bits");
   Format f;
   f.exponent_bits = exponent_bits;
   f.mantissa_bits = mantissa_bits;
   f.bias = (1 << (exponent_bits - 1)) - 1;
   f.specials = specials;
+  if (f.saturates_always()) f.overflow = Overflow::saturate;
+  if (specials == Specials::unsigned_scale) f.subnormals = false;  // every field but all-ones is a power of two
   // (snprintf rather than string concatenation: GCC 12 reports a false -Wrestrict on the latter)
   char name[16];
   std::snprintf(name, sizeof name, "e%dm%d%s", exponent_bits, mantissa_bits, specials == Specials::fn ? "fn" : "");
@@ -120,6 +139,22 @@ const Format& e5m2() { return standard_table()[5]; }
 const Format& e4m3fn() { return standard_table()[6]; }
 std::span<const Format> standard_formats() { return standard_table(); }
 
+namespace {
+const std::array<Format, 4>& microscaling_table() {
+  // (named apart from the IEEE-style eXmY of the same shapes, which keep their names and their inf and NaN)
+  static const std::array<Format, 4> table = {
+      named(3, 2, "fp6_e3m2", Specials::none), named(2, 3, "fp6_e2m3", Specials::none),
+      named(2, 1, "fp4_e2m1", Specials::none), named(8, 0, "ue8m0", Specials::unsigned_scale)};
+  return table;
+}
+}  // namespace
+
+const Format& fp6_e3m2() { return microscaling_table()[0]; }
+const Format& fp6_e2m3() { return microscaling_table()[1]; }
+const Format& fp4_e2m1() { return microscaling_table()[2]; }
+const Format& ue8m0() { return microscaling_table()[3]; }
+std::span<const Format> microscaling_formats() { return microscaling_table(); }
+
 Format parse_format(std::string_view text) {
   const std::string s = lower(text);
   for (const Format& f : standard_table())
@@ -128,7 +163,12 @@ Format parse_format(std::string_view text) {
   if (s == "float" || s == "float32" || s == "single") return fp32();
   if (s == "double" || s == "float64") return fp64();
   if (s == "bfloat16") return bf16();
-  if (s == "e4m3") return e4m3fn();  // the only E4M3 in use (OCP / NVIDIA / PyTorch float8_e4m3fn)
+  if (s == "e4m3" || s == "fp8_e4m3") return e4m3fn();  // the only E4M3 in use (OCP / NVIDIA / PyTorch e4m3fn)
+  if (s == "fp8_e5m2") return e5m2();
+  for (const Format& f : microscaling_table())
+    if (s == f.name) return f;
+  if (s == "fp4") return fp4_e2m1();
+  if (s == "e8m0fnu") return ue8m0();  // PyTorch's float8_e8m0fnu
 
   // eXmY or eXmYfn
   if (s.size() >= 4 && s[0] == 'e') {
@@ -151,8 +191,8 @@ Format parse_format(std::string_view text) {
     }
   }
   throw std::invalid_argument("unknown format '" + std::string(text) +
-                              "' (expected fp64, fp32, tf32, fp16, bf16, e5m2, e4m3fn, or eXmY / eXmYfn "
-                              "with X = 2..11 exponent bits and Y = 0..52 mantissa bits)");
+                              "' (expected fp64, fp32, tf32, fp16, bf16, e5m2, e4m3fn, fp6_e3m2, fp6_e2m3, fp4_e2m1, "
+                              "ue8m0, or eXmY / eXmYfn with X = 2..11 exponent bits and Y = 0..52 mantissa bits)");
 }
 
 std::string_view to_string(Rounding mode) {

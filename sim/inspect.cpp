@@ -19,7 +19,9 @@ FormatReading read_bits(const Format& f, std::uint64_t bits, const ParsedReal* i
   r.category = classify_bits(bits, f);
   r.exact = exact_decimal(r.value);
   if (input != nullptr) {
-    if (r.category == Category::nan && input->kind != ParsedReal::Kind::nan) {
+    if (r.category == Category::nan && !f.is_signed() && input->negative) {
+      r.direction = f.name + " has no negative values (NaN)";
+    } else if (r.category == Category::nan && input->kind != ParsedReal::Kind::nan) {
       r.direction = "overflow: no finite value of " + f.name + " is this large, and it has no infinity";
     } else if (r.category == Category::infinite && input->kind == ParsedReal::Kind::finite) {
       r.direction = "overflow to infinity";

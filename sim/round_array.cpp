@@ -178,7 +178,7 @@ void round_array(std::span<const double> in, std::span<float> out, const Format&
   if (in.size() != out.size())
     throw std::invalid_argument("round_array: input has " + std::to_string(in.size()) + " elements, output " +
                                 std::to_string(out.size()));
-  if (!f.within_float32()) throw std::invalid_argument("round_array: " + f.name + " does not fit float32 results");
+  if (!f.values_fit_float32()) throw std::invalid_argument("round_array: " + f.name + " does not fit float32 results");
   if (mode == Rounding::stochastic && random == nullptr)
     throw std::invalid_argument("round_array: stochastic rounding needs a RandomStream");
   if (f == fp32() && mode == Rounding::nearest_even) {

@@ -3,6 +3,7 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 namespace mpscope::sim {
 
@@ -40,7 +41,7 @@ std::uint64_t overflow_bits(const Format& f, Rounding mode, bool negative) {
   if (mode == Rounding::up) to_infinity = !negative;
   if (mode == Rounding::down) to_infinity = negative;
   const std::uint64_t sign = negative ? f.sign_mask() : 0;
-  if (!to_infinity || f.overflow == Overflow::saturate) return sign | f.max_finite_bits();
+  if (!to_infinity || f.overflow == Overflow::saturate || !f.has_nan()) return sign | f.max_finite_bits();
   return sign | (f.has_infinity() ? f.infinity_bits() : f.nan_bits());
 }
 
@@ -50,7 +51,9 @@ std::uint64_t max_mantissa_at_emax(const Format& f) { return f.max_finite_bits()
 
 std::uint64_t round_to_bits(const ExactValue& v, const Format& f, Rounding mode, std::uint64_t random) {
   const std::uint64_t sign = v.negative ? f.sign_mask() : 0;
-  if (v.significand == 0) return sign;  // a sticky value always has a nonzero significand
+  if (!f.is_signed() && v.negative && v.significand != 0) return f.nan_bits();
+  if (v.significand == 0) return sign;  // a sticky value always has a nonzero significand; an unsigned scale's
+                                        // pattern 0 is its smallest value, where zero is clamped
 
   const int m = f.mantissa_bits;
   const int value_exp = v.exponent + 63 - std::countl_zero(v.significand);  // floor(log2 |value|)
@@ -96,7 +99,7 @@ std::uint64_t round_to_bits(const ExactValue& v, const Format& f, Rounding mode,
   const int result_exp = quantum_exp + m;  // exponent of the leading bit when kept >= 2^m
   const std::uint64_t implicit = std::uint64_t{1} << m;
   if (kept < implicit) return sign | kept;  // subnormal: exponent field 0 (only reachable with subnormals kept)
-  if (result_exp < f.emin()) return sign;   // flushed: below the smallest normal
+  if (result_exp < f.emin()) return sign;   // flushed: below the smallest normal (an unsigned scale: clamped to it)
   if (result_exp > f.emax() || (result_exp == f.emax() && (kept - implicit) > max_mantissa_at_emax(f)))
     return overflow_bits(f, mode, v.negative);
   const auto field = static_cast<std::uint64_t>(result_exp + f.bias);
@@ -105,7 +108,11 @@ std::uint64_t round_to_bits(const ExactValue& v, const Format& f, Rounding mode,
 
 std::uint64_t encode(double x, const Format& f, Rounding mode, std::uint64_t random) {
   const std::uint64_t sign = std::signbit(x) ? f.sign_mask() : 0;
-  if (std::isnan(x)) return sign | f.nan_bits();
+  if (std::isnan(x)) {
+    if (!f.has_nan()) throw std::domain_error(f.name + " has no NaN: a NaN cannot be encoded");
+    return sign | f.nan_bits();
+  }
+  if (!f.is_signed() && x < 0) return f.nan_bits();
   if (std::isinf(x)) {
     if (f.has_infinity()) return sign | f.infinity_bits();
     return sign | (f.overflow == Overflow::saturate ? f.max_finite_bits() : f.nan_bits());
@@ -114,6 +121,7 @@ std::uint64_t encode(double x, const Format& f, Rounding mode, std::uint64_t ran
 }
 
 double round(double x, const Format& f, Rounding mode, std::uint64_t random) {
+  if (std::isnan(x)) return x;  // also where f has no NaN (the value is not a number of f either way)
   return decode(encode(x, f, mode, random), f);
 }
 
@@ -139,7 +147,8 @@ double decode(std::uint64_t bits, const Format& f) {
 Category classify_bits(std::uint64_t bits, const Format& f) {
   const std::uint64_t field = (bits >> f.mantissa_bits) & f.exponent_field_max();
   const std::uint64_t mantissa = bits & f.mantissa_mask();
-  if (field == f.exponent_field_max()) {
+  if (f.specials == Specials::unsigned_scale) return field == f.exponent_field_max() ? Category::nan : Category::normal;
+  if (field == f.exponent_field_max() && f.specials != Specials::none) {
     if (f.mantissa_bits == 0) return Category::nan;
     if (f.specials == Specials::fn) return mantissa == f.mantissa_mask() ? Category::nan : Category::normal;
     return mantissa == 0 ? Category::infinite : Category::nan;
@@ -151,7 +160,7 @@ Category classify_bits(std::uint64_t bits, const Format& f) {
 Category classify(double x, const Format& f) { return classify_bits(encode(x, f), f); }
 
 bool is_representable(double x, const Format& f) {
-  if (std::isnan(x)) return true;
+  if (std::isnan(x)) return f.has_nan();
   if (std::isinf(x)) return f.has_infinity();
   const double r = round(x, f);
   return r == x && std::signbit(r) == std::signbit(x);
@@ -162,12 +171,18 @@ namespace {
 // A flushing format has no subnormal values: its neighbours of zero are the smallest normals.
 double step(double x, const Format& f, int direction) {
   if (std::isnan(x)) return x;
-  const std::uint64_t inf_like = f.has_infinity() ? f.infinity_bits() : f.nan_bits();
+  // Past the largest finite value: infinity, or NaN (no value) where the format has none.
+  const double beyond = f.has_infinity() ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
   if (std::isinf(x)) {
     if ((x > 0) == (direction > 0)) return x;
     return decode((x > 0 ? 0 : f.sign_mask()) | f.max_finite_bits(), f);
   }
   std::uint64_t bits = encode(x, f);
+  if (!f.has_zero()) {  // an unsigned scale: its patterns in order, nothing below the smallest
+    if (classify_bits(bits, f) == Category::nan) return std::numeric_limits<double>::quiet_NaN();
+    if (direction > 0) return bits == f.max_finite_bits() ? beyond : decode(bits + 1, f);
+    return bits == 0 ? std::numeric_limits<double>::quiet_NaN() : decode(bits - 1, f);
+  }
   const std::uint64_t smallest = f.subnormals ? 1 : f.min_normal_bits();
   if (classify_bits(bits, f) == Category::zero) return decode((direction > 0 ? 0 : f.sign_mask()) | smallest, f);
   const bool negative = (bits & f.sign_mask()) != 0;
@@ -175,7 +190,8 @@ double step(double x, const Format& f, int direction) {
   if (negative == (direction > 0)) {
     magnitude = magnitude == smallest ? 0 : magnitude - 1;  // toward zero
   } else {
-    magnitude = magnitude == f.max_finite_bits() ? inf_like : magnitude + 1;
+    if (magnitude == f.max_finite_bits()) return negative ? -beyond : beyond;
+    magnitude += 1;
   }
   bits = (negative ? f.sign_mask() : 0) | magnitude;
   return decode(bits, f);

@@ -41,8 +41,9 @@ Category classify_bits(std::uint64_t bits, const Format& f);
 Category classify(double x, const Format& f);  // x is rounded to f (nearest) first
 bool is_representable(double x, const Format& f);  // finite x with round(x) == x, or inf/NaN f can hold
 
-// Neighbours and spacing of values of f (x is rounded to f first). next_up(max finite) is +inf, or NaN where the
-// format has no infinity; a format that flushes subnormals steps from zero to its smallest normal.
+// Neighbours and spacing of values of f (x is rounded to f first). next_up(max finite) is +inf, or NaN (no value)
+// where the format has no infinity; a format that flushes subnormals steps from zero to its smallest normal; an
+// unsigned scale (e8m0) has no neighbour below its smallest value (NaN).
 // ulp(x) is the spacing of f at |x|: 2^(max(floor(log2|x|), emin) - mantissa_bits); ulp(0) is the smallest
 // subnormal (smallest normal when flushing); NaN for non-finite x.
 double next_up(double x, const Format& f);

@@ -28,6 +28,7 @@ inline Big max_finite_of(const sim::Format& f) {
   if (m == 0) return bmp::ldexp(Big(1), top_field - 1 - f.bias);
   if (f.specials == sim::Specials::fn)
     return bmp::ldexp(Big(2) - bmp::ldexp(Big(1), 1 - m), top_field - f.bias);  // mantissa all ones is NaN
+  if (f.specials == sim::Specials::none) return bmp::ldexp(Big(2) - bmp::ldexp(Big(1), -m), top_field - f.bias);
   return bmp::ldexp(Big(2) - bmp::ldexp(Big(1), -m), top_field - 1 - f.bias);
 }
 

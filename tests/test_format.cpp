@@ -149,3 +149,87 @@ TEST(Format, WithinFloat32) {
   EXPECT_FALSE(make_format(9, 10).within_float32());
   EXPECT_FALSE(make_format(8, 24).within_float32());
 }
+
+// The OCP MX v1.0 element formats, from the spec's tables: every pattern's value, no inf/NaN, saturation.
+TEST(Format, MicroscalingElementFormats) {
+  EXPECT_EQ(fp4_e2m1().max_finite(), 6.0);
+  EXPECT_EQ(fp4_e2m1().min_normal(), 1.0);
+  EXPECT_EQ(fp4_e2m1().min_subnormal(), 0.5);
+  EXPECT_EQ(fp6_e2m3().max_finite(), 7.5);
+  EXPECT_EQ(fp6_e2m3().min_subnormal(), 0.125);
+  EXPECT_EQ(fp6_e3m2().max_finite(), 28.0);
+  EXPECT_EQ(fp6_e3m2().min_normal(), 0.25);
+  EXPECT_EQ(fp6_e3m2().min_subnormal(), 0.0625);
+  EXPECT_EQ(fp4_e2m1().total_bits(), 4);
+  EXPECT_EQ(fp6_e3m2().total_bits(), 6);
+  const double fp4_values[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+  for (std::uint64_t bits = 0; bits < 16; ++bits) {
+    const double expected = (bits & 8) != 0 ? -fp4_values[bits & 7] : fp4_values[bits & 7];
+    EXPECT_TRUE(same_value(decode(bits, fp4_e2m1()), expected)) << bits;
+    EXPECT_EQ(encode(expected, fp4_e2m1()), bits);
+  }
+  for (const Format& f : {fp6_e3m2(), fp6_e2m3(), fp4_e2m1()}) {
+    EXPECT_FALSE(f.has_infinity());
+    EXPECT_FALSE(f.has_nan());
+    double previous = -1;
+    for (std::uint64_t bits = 0; bits < (f.sign_mask() << 1); ++bits) {
+      EXPECT_NE(classify_bits(bits, f), Category::nan) << f.name << " " << bits;
+      if (bits < f.sign_mask()) {  // positive patterns grow strictly
+        EXPECT_GT(decode(bits, f), previous) << f.name << " " << bits;
+        previous = decode(bits, f);
+      }
+    }
+    EXPECT_EQ(previous, f.max_finite());
+    EXPECT_EQ(round(1e30, f), f.max_finite());  // saturates, even rounding up
+    EXPECT_EQ(round(-INFINITY, f), -f.max_finite());
+    EXPECT_EQ(round(1e30, f, Rounding::up), f.max_finite());
+    EXPECT_EQ(f.with_overflow(Overflow::infinity).overflow, Overflow::saturate);  // nothing else to overflow to
+    EXPECT_TRUE(std::isnan(round(NAN, f)));
+    EXPECT_THROW(encode(NAN, f), std::domain_error);
+    EXPECT_TRUE(std::isnan(next_up(f.max_finite(), f)));  // no neighbour above the largest
+  }
+  EXPECT_EQ(round(5.0, fp4_e2m1()), 4.0);   // tie: to the even mantissa
+  EXPECT_EQ(round(0.75, fp4_e2m1()), 1.0);  // tie between the subnormal 0.5 (odd) and 1
+  EXPECT_EQ(round(0.25, fp4_e2m1()), 0.0);
+  EXPECT_EQ(parse_format("fp4"), fp4_e2m1());
+  EXPECT_EQ(parse_format("fp4_e2m1"), fp4_e2m1());
+  EXPECT_EQ(parse_format("e2m1"), make_format(2, 1));  // eXmY stays the IEEE-style format, with inf and NaN
+  EXPECT_TRUE(parse_format("e3m2").has_infinity());
+  EXPECT_EQ(parse_format("FP6_E3M2"), fp6_e3m2());
+  EXPECT_EQ(parse_format("fp6_e2m3"), fp6_e2m3());
+  EXPECT_EQ(parse_format("fp8_e4m3"), e4m3fn());
+}
+
+// E8M0, the MX block scale: 2^(e - 127) for e = 0..254, 0xFF NaN, no sign, no zero.
+TEST(Format, E8m0Scale) {
+  const Format& f = ue8m0();
+  EXPECT_EQ(f.total_bits(), 8);
+  EXPECT_FALSE(f.is_signed());
+  EXPECT_EQ(decode(0, f), std::ldexp(1.0, -127));
+  EXPECT_EQ(decode(127, f), 1.0);
+  EXPECT_EQ(decode(254, f), std::ldexp(1.0, 127));
+  EXPECT_TRUE(std::isnan(decode(255, f)));
+  EXPECT_EQ(f.max_finite(), std::ldexp(1.0, 127));
+  EXPECT_EQ(f.min_normal(), std::ldexp(1.0, -127));
+  for (std::uint64_t e = 0; e < 255; ++e) {
+    EXPECT_EQ(classify_bits(e, f), Category::normal);
+    EXPECT_EQ(encode(decode(e, f), f), e);
+  }
+  EXPECT_EQ(encode(1.0, f), 127u);
+  EXPECT_EQ(encode(1.4, f), 127u);
+  EXPECT_EQ(encode(1.6, f), 128u);
+  EXPECT_EQ(encode(1.6, f, Rounding::toward_zero), 127u);
+  EXPECT_EQ(encode(1.1, f, Rounding::up), 128u);
+  EXPECT_EQ(encode(0.0, f), 0u);                    // no zero: the smallest scale
+  EXPECT_EQ(encode(std::ldexp(1.0, -200), f), 0u);  // clamped
+  EXPECT_EQ(encode(std::ldexp(1.0, 200), f), 254u); // saturates
+  EXPECT_EQ(encode(INFINITY, f), 254u);
+  EXPECT_EQ(encode(-1.0, f), 255u);  // no negative scales
+  EXPECT_EQ(encode(NAN, f), 255u);
+  EXPECT_TRUE(std::isnan(next_down(std::ldexp(1.0, -127), f)));
+  EXPECT_EQ(next_up(1.0, f), 2.0);
+  EXPECT_EQ(parse_format("ue8m0"), f);
+  EXPECT_EQ(parse_format("e8m0fnu"), f);
+  EXPECT_EQ(parse_format("e8m0"), make_format(8, 0));  // the IEEE-style mantissa-less format
+  EXPECT_EQ(microscaling_formats().size(), 4u);
+}

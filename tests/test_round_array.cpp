@@ -40,6 +40,7 @@ std::vector<float> test_inputs(std::int64_t random_count) {
 std::vector<Format> formats_under_test() {
   std::vector<Format> f = {fp16(), bf16(), e4m3fn(), e5m2(), tf32(), fp32(), make_format(6, 9), make_format(3, 2),
                            make_format(8, 0), make_format(4, 3), make_format(7, 1)};
+  for (const Format& mx : microscaling_formats()) f.push_back(mx);  // (no inf/NaN; the unsigned scale)
   const std::size_t plain = f.size();
   for (std::size_t i = 0; i < plain; ++i) {
     f.push_back(f[i].with_subnormals(false));

@@ -76,7 +76,8 @@ TEST_P(RoundingAgainstBoost, EdgeCases) {
 
 INSTANTIATE_TEST_SUITE_P(Formats, RoundingAgainstBoost,
                          ::testing::Values(fp16(), bf16(), make_format(6, 9), e4m3fn(), e5m2(), tf32(), fp32(),
-                                           make_format(3, 2), make_format(11, 30), make_format(5, 0)),
+                                           make_format(3, 2), make_format(11, 30), make_format(5, 0), fp6_e3m2(),
+                                           fp6_e2m3(), fp4_e2m1()),
                          [](const auto& info) { return info.param.name; });
 
 // Every midpoint between neighbouring fp16 / bf16 values, and the doubles one ulp either side of it.

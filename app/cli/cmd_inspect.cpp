@@ -51,9 +51,12 @@ void describe(std::ostream& out, const sim::Format& f, std::uint64_t bits, const
   const int m = f.mantissa_bits, e = f.exponent_bits;
   std::string title = f.name + "  (e" + std::to_string(e) + "m" + std::to_string(m) +
                       (f.specials == sim::Specials::fn ? "fn" : "") + ", bias " + std::to_string(f.bias);
+  if (f.specials == sim::Specials::none) title += ", no inf/NaN, saturating";
+  if (f.specials == sim::Specials::unsigned_scale) title += ", unsigned power of two, no zero";
   if (!f.switches().empty()) title += ", " + f.switches();
   out << title << ")\n";
-  out << "  bits        " << colour.sign() << r.sign << colour.reset() << " " << colour.exponent()
+  out << "  bits        " << colour.sign() << (f.is_signed() ? std::to_string(r.sign) : "-") << colour.reset()
+      << " " << colour.exponent()
       << sim::binary_digits(r.exponent_field, e) << colour.reset() << " " << colour.mantissa()
       << (m > 0 ? sim::binary_digits(r.mantissa_field, m) : "-") << colour.reset() << "   "
       << sim::hex_digits(bits, f.total_bits()) << "\n";
@@ -109,6 +112,10 @@ void run_inspect(const InspectOptions& o) {
     out << "input " << o.value << ", rounding " << sim::to_string(mode) << "\n\n";
     for (std::size_t i = 0; i < formats.size(); ++i) {
       if (i > 0) out << "\n";
+      if (input.kind == sim::ParsedReal::Kind::nan && !formats[i].has_nan()) {
+        out << formats[i].name << "  has no NaN: every pattern is a number\n";
+        continue;
+      }
       describe(out, formats[i], sim::encode(input, formats[i], mode), &input, colour);
     }
   }

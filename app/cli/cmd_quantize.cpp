@@ -39,7 +39,7 @@ void run_quantize(const QuantizeOptions& o) {
   }
   if (o.saturate) f = f.with_overflow(sim::Overflow::saturate);
   if (o.no_subnormals) f = f.with_subnormals(false);
-  if (!f.within_float32())
+  if (!f.values_fit_float32())
     throw InputError("--format " + o.format + ": its values do not all fit the float32 output (quantize writes float32)");
   check_input(o.input);
   check_output(o.output, o.force, {o.input});
