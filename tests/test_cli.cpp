@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "sim/block_scaling.hpp"
 #include "sim/gemm.hpp"
 #include "sim/npy.hpp"
 #include "sim/rounding.hpp"
@@ -183,6 +184,58 @@ TEST_F(Cli, QuantizeErrorsLeaveNoOutputAndOverwriteNothing) {
   r = run("quantize -f fp16 --force " + path("x.npy") + " " + path("x.npy"));
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "would overwrite the input"));
+}
+
+// Block-scaled formats: blocks along the chosen axis (a (3, 40) array blocked along axis 0 is 40 columns of 3), the
+// values sim::quantize_blocks gives, the scale bytes in the array's shape with the axis counting blocks; errors
+// name the option and leave nothing behind.
+TEST_F(Cli, QuantizeInBlocksAlongAnAxis) {
+  std::vector<float> x(3 * 40);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::ldexp(1.0f + 0.1f * static_cast<float>(i % 7), static_cast<int>(i % 11) - 5);
+  write_npy(path("x.npy"), NpyArray::from<float>(x, {3, 40}));
+  Result r = run("quantize -f mxfp8_e4m3 --scales " + path("s.npy") + " " + path("x.npy") + " " + path("q.npy"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "6 blocks of 32 along axis 1")) << r.err;
+  const BlockQuantized want = quantize_blocks(x, 3, 40, block_format("mxfp8_e4m3"));
+  const NpyArray q = read_npy(path("q.npy")), s = read_npy(path("s.npy"));
+  const auto qv = q.values<float>();
+  EXPECT_EQ(std::vector<float>(qv.begin(), qv.end()), want.values);
+  EXPECT_EQ(s.shape, (std::vector<std::int64_t>{3, 2}));
+  const auto sv = s.values<std::uint8_t>();
+  EXPECT_EQ(std::vector<std::uint8_t>(sv.begin(), sv.end()), want.scale_bits);
+
+  // along axis 0: the columns, each one block of 3
+  r = run("quantize -f mxfp4_e2m1 -r nearest-away --scale-rule round-up --axis 0 --scales " + path("s0.npy") + " " +
+          path("x.npy") + " " + path("q0.npy"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<float> columns(x.size());
+  for (std::size_t c = 0; c < 40; ++c)
+    for (std::size_t row = 0; row < 3; ++row) columns[c * 3 + row] = x[row * 40 + c];
+  BlockOptions o;
+  o.rule = ScaleRule::round_up;
+  o.rounding = ElementRounding::nearest_away;
+  const BlockQuantized by_column = quantize_blocks(columns, 40, 3, block_format("mxfp4_e2m1"), o);
+  const NpyArray q0 = read_npy(path("q0.npy"));
+  for (std::size_t c = 0; c < 40; ++c)
+    for (std::size_t row = 0; row < 3; ++row)
+      ASSERT_EQ(q0.values<float>()[row * 40 + c], by_column.values[c * 3 + row]) << row << "," << c;
+  EXPECT_EQ(read_npy(path("s0.npy")).shape, (std::vector<std::int64_t>{1, 40}));
+
+  r = run("quantize -f nvfp4 --scale-rule ocp " + path("x.npy") + " " + path("e1.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "--scale-rule: nvfp4 has E4M3 block scales")) << r.err;
+  r = run("quantize -f mxfp8_e5m2 --axis 2 " + path("x.npy") + " " + path("e2.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "--axis 2: ")) << r.err;
+  r = run("quantize -f mxfp8_e5m2 -r toward-zero " + path("x.npy") + " " + path("e3.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "unknown element rounding 'toward-zero'")) << r.err;
+  r = run("quantize -f fp16 --scales " + path("s9.npy") + " " + path("x.npy") + " " + path("e4.npy"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "apply to block-scaled formats")) << r.err;
+  r = run("quantize -f mxfp8_e4m3 --saturate " + path("x.npy") + " " + path("e5.npy"));
+  EXPECT_EQ(r.status, 2);
+  for (const char* f : {"e1.npy", "e2.npy", "e3.npy", "e4.npy", "e5.npy", "s9.npy"}) EXPECT_FALSE(fs::exists(path(f))) << f;
 }
 
 TEST_F(Cli, GemmWritesTheModelsResultAndReports) {
