@@ -142,6 +142,20 @@ TEST(Scenarios, Fp8NeedsScaling) {
   EXPECT_LT(scaled.final_loss, 0.6 * unscaled.final_loss);
 }
 
+// Same quantization, different accumulators: the 14-bit fast chain ends far further from the float32 sum than the
+// chain promoted every 128 products.
+TEST(Scenarios, Fp8FastAccumulationLosesBitsOverALongK) {
+  const Outcome o = run("fp8-accumulation");
+  const auto &promoted = o.lane("fp8-promoted"), &fast = o.lane("fp8-fast");
+  ASSERT_TRUE(promoted.final_weight_distance && fast.final_weight_distance && promoted.max_loss_delta && fast.max_loss_delta);
+  EXPECT_GT(*fast.final_weight_distance, 5 * *promoted.final_weight_distance);
+  EXPECT_GT(*fast.max_loss_delta, 3 * *promoted.max_loss_delta);
+  EXPECT_LT(*promoted.final_weight_distance, 0.002);  // promoted stays near the float32 sum
+  std::cout << "fp8-accumulation: weight distance fast " << *fast.final_weight_distance << ", promoted "
+            << *promoted.final_weight_distance << "; max |dloss| fast " << *fast.max_loss_delta << ", promoted "
+            << *promoted.max_loss_delta << "\n";
+}
+
 TEST(Scenarios, AdamEpsVanishesInPureFp16) {
   const Outcome o = run("adam-eps");
   const auto &fp32 = o.lane("fp32"), &amp = o.lane("fp16-amp"), &bf16 = o.lane("bf16-pure");

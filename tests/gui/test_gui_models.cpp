@@ -385,8 +385,8 @@ TEST(GuiScenarios, ReadsTheShippedScenariosAndTheirExplanations) {
     return nullptr;
   };
   for (const char* f : {"underflow.json", "overflow.json", "swamping.json", "bf16-vs-fp16.json", "fp8.json",
-                        "adam-eps.json", "attention-overflow.json", "loss-scale-collapse.json", "fp16-pure-gpt.json",
-                        "bf16-pure-gpt.json"}) {
+                        "fp8-accumulation.json", "adam-eps.json", "attention-overflow.json", "loss-scale-collapse.json",
+                        "fp16-pure-gpt.json", "bf16-pure-gpt.json"}) {
     const Scenario* s = find(f);
     ASSERT_NE(s, nullptr) << f;
     EXPECT_GT(s->explanation.size(), 100u) << f;
