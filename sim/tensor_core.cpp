@@ -87,6 +87,17 @@ std::string TensorCoreModel::describe() const {
   return s;
 }
 
+Format block_result_format(const TensorCoreModel& m) { return make_format(8, m.result_bits - 1); }
+
+const Format& fp8_accumulator() {
+  static const Format f = [] {
+    Format r = block_result_format(hopper_model(e4m3fn(), e4m3fn()));
+    r.name = "fp8acc";
+    return r;
+  }();
+  return f;
+}
+
 TensorCoreModel hopper_model(const Format& a, const Format& b, Fp8Accumulation fp8) {
   // (by encoding: the fp8 recipe's saturating E4M3 is E4M3 to the tensor core)
   const auto is = [](const Format& f, const Format& g) {
@@ -125,7 +136,7 @@ void tensor_core_gemm(const TensorCoreModel& m, MatrixView a, MatrixView b, Matr
   }
   check_inputs("A", a, m.a);
   check_inputs("B", b, m.b);
-  const Format result = make_format(8, m.result_bits - 1);  // binary32's range, result_bits significant bits
+  const Format result = block_result_format(m);
   std::vector<Operand> a_row(static_cast<std::size_t>(k)), b_col(static_cast<std::size_t>(k));
   std::vector<float> out(d.size());
   for (std::int64_t j = 0; j < cols; ++j) {

@@ -27,6 +27,11 @@ struct TensorCoreModel {
   std::string describe() const;  // e.g. "bf16 x bf16: blocks of 16, 25 bits kept, binary32 toward zero"
 };
 
+// What a block chain holds between blocks: binary32's range with result_bits significant bits, each block's result
+// cut toward zero to it. For FP8 (14 bits) it is named "fp8acc": `mpscope inspect --format fp8acc` shows a value in it.
+Format block_result_format(const TensorCoreModel& model);
+const Format& fp8_accumulator();  // block_result_format of the FP8 path: e8m13 named "fp8acc"
+
 // The path Hopper takes for A and B of these formats: fp16 or bf16 (blocks of 16), tf32 (blocks of 4), FP8
 // (e4m3fn or e5m2 each; blocks of 32, 13 bits kept, 14-bit block results; promoted: every 4 blocks into float32).
 // Throws std::invalid_argument naming a format it has no model for, or a mix Hopper has no instruction for.

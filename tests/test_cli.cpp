@@ -83,6 +83,17 @@ TEST_F(Cli, InspectShowsBitsValueErrorAndNeighbours) {
   const Result bits = run("inspect --bits 0x3C01 -f fp16");
   ASSERT_EQ(bits.status, 0) << bits.err;
   EXPECT_TRUE(contains(bits.out, "1.0009765625"));
+
+  // the FP8 accumulator chain: 14 significant bits, cut toward zero unless told otherwise
+  const Result acc = run("inspect 1234.567 -f fp8acc");
+  ASSERT_EQ(acc.status, 0) << acc.err;
+  EXPECT_TRUE(contains(acc.out, "rounding toward-zero")) << acc.out;
+  EXPECT_TRUE(contains(acc.out, "value       1234.5\n")) << acc.out;
+  EXPECT_TRUE(contains(acc.out, "1234.375  <  x  <  1234.625")) << acc.out;
+  EXPECT_TRUE(contains(run("inspect 1234.567 -f fp8acc -r nearest").out, "value       1234.625\n"));
+  // MX element formats: saturating, no NaN
+  EXPECT_TRUE(contains(run("inspect 100 -f fp4_e2m1").out, "value       6\n"));
+  EXPECT_TRUE(contains(run("inspect nan -f fp6_e3m2").out, "has no NaN"));
 }
 
 TEST_F(Cli, InspectErrors) {

@@ -8,9 +8,10 @@
 #include "app/cli/commands.hpp"
 #include "app/cli/terminal.hpp"
 #include "sim/decimal.hpp"
-#include "sim/inspect.hpp"
 #include "sim/format.hpp"
+#include "sim/inspect.hpp"
 #include "sim/rounding.hpp"
+#include "sim/tensor_core.hpp"
 
 namespace mpscope::cli {
 
@@ -19,7 +20,7 @@ namespace {
 struct InspectOptions {
   std::string value;
   std::vector<std::string> formats;
-  std::string rounding = "nearest";
+  std::string rounding;  // "": nearest, or toward-zero for the FP8 accumulator
   bool bits = false;
   bool saturate = false;
   bool no_subnormals = false;
@@ -51,6 +52,8 @@ void describe(std::ostream& out, const sim::Format& f, std::uint64_t bits, const
   const int m = f.mantissa_bits, e = f.exponent_bits;
   std::string title = f.name + "  (e" + std::to_string(e) + "m" + std::to_string(m) +
                       (f.specials == sim::Specials::fn ? "fn" : "") + ", bias " + std::to_string(f.bias);
+  if (f.name == sim::fp8_accumulator().name)
+    title += ", Hopper's FP8 accumulator chain: binary32's range, 14 significant bits, each block's result cut toward zero";
   if (f.specials == sim::Specials::none) title += ", no inf/NaN, saturating";
   if (f.specials == sim::Specials::unsigned_scale) title += ", unsigned power of two, no zero";
   if (!f.switches().empty()) title += ", " + f.switches();
@@ -77,6 +80,10 @@ void describe(std::ostream& out, const sim::Format& f, std::uint64_t bits, const
 void run_inspect(const InspectOptions& o) {
   std::vector<sim::Format> formats;
   for (const auto& name : o.formats) {
+    if (name == sim::fp8_accumulator().name) {
+      formats.push_back(sim::fp8_accumulator());
+      continue;
+    }
     try {
       formats.push_back(sim::parse_format(name));
     } catch (const std::invalid_argument& e) {
@@ -90,7 +97,9 @@ void run_inspect(const InspectOptions& o) {
   }
   sim::Rounding mode{};
   try {
-    mode = sim::parse_rounding(o.rounding);
+    // the FP8 accumulator chain cuts toward zero: its default when it is the only format
+    const bool accumulator = formats.size() == 1 && formats[0].name == sim::fp8_accumulator().name;
+    mode = sim::parse_rounding(o.rounding.empty() ? (accumulator ? "toward-zero" : "nearest") : o.rounding);
   } catch (const std::invalid_argument& e) {
     throw InputError(std::string("--rounding: ") + e.what());
   }
@@ -129,9 +138,11 @@ void add_inspect_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("inspect", "Show how a value is stored in each format (a terminal Float Toy)");
   cmd->add_option("value", options->value, "A decimal or hex-float number: 0.1, -2.5, 1e-8, 0x1p-24, inf, nan")
       ->required();
-  cmd->add_option("-f,--format", options->formats, "Format(s) to show (default: all built-in formats)")
+  cmd->add_option("-f,--format", options->formats, "Format(s) to show (default: all built-in formats; also fp8acc, the "
+                                                   "14-bit chain of Hopper's FP8 GEMMs)")
       ->delimiter(',');
-  cmd->add_option("-r,--rounding", options->rounding, "nearest, toward-zero, up or down")->capture_default_str();
+  cmd->add_option("-r,--rounding", options->rounding, "nearest (the default), toward-zero (the default for fp8acc, the "
+                                                      "FP8 accumulator), up or down");
   cmd->add_flag("--bits", options->bits, "Read VALUE as a bit pattern of the one --format (0x3C00, 0b..., 15360)");
   cmd->add_flag("--saturate", options->saturate, "Overflow saturates to the largest finite value");
   cmd->add_flag("--no-subnormals", options->no_subnormals, "Flush results below the smallest normal to zero");
