@@ -5,7 +5,10 @@
 // of samples/torch_cnn.json on 1x8x8 inputs (cnn) and a wider CNN on 3x32x32 inputs, channels 32-64-128 (wide-cnn).
 //
 //   mpscope_gpu_step --recipe fp16-amp --width 4096 --batch 4096 [--steps 30] [--warmup 10] [--record every|never]
-//                    [--gemm fast|exact] [--model mlp|cnn|wide-cnn]
+//                    [--gemm fast|exact] [--mma fp32|h100] [--fp8-accumulation promoted|fast]
+//                    [--model mlp|cnn|wide-cnn]
+// --mma h100 in fast mode: cuBLASLt arranged to compute the CPU's h100 model (K in one pass, bias gradients in the
+// CPU's order): its cost against the default fast lane is the price of bit-identity.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -48,7 +51,8 @@ sim::ModelConfig cnn(std::vector<std::int64_t> input, const std::vector<std::int
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string recipe = "fp16-amp", record = "never", gemm = "fast", model_name = "mlp";
+  std::string recipe = "fp16-amp", record = "never", gemm = "fast", model_name = "mlp", mma = "fp32",
+              fp8_accumulation = "promoted";
   std::int64_t width = 256, batch = 256;
   int steps = 50, warmup = 10;
   CLI::App app{"Time training steps of an mpscope GPU lane (SGD momentum 0.9)"};
@@ -59,6 +63,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup)->check(CLI::NonNegativeNumber);
   app.add_option("--record", record, "every: full statistics every step")->check(CLI::IsMember({"every", "never"}));
   app.add_option("--gemm", gemm)->check(CLI::IsMember({"fast", "exact"}));
+  app.add_option("--mma", mma, "the lane's accumulation model")->check(CLI::IsMember({"fp32", "h100"}));
+  app.add_option("--fp8-accumulation", fp8_accumulation, "fp8 under --mma h100")->check(CLI::IsMember({"promoted", "fast"}));
   app.add_option("--model", model_name, "mlp: 784-w-w-w-w-10; cnn: samples/torch_cnn.json's on 1x8x8; wide-cnn: 3x32x32, "
                  "channels 32-64-128")->check(CLI::IsMember({"mlp", "cnn", "wide-cnn"}));
   CLI11_PARSE(app, argc, argv);
@@ -87,6 +93,8 @@ int main(int argc, char** argv) {
   sim::LaneConfig lane;
   lane.name = recipe;
   lane.recipe = sim::recipe_preset(recipe);
+  lane.recipe.mma = sim::parse_accumulation(mma);
+  lane.recipe.fp8_accumulation = sim::parse_fp8_accumulation(fp8_accumulation);
   lane.optimizer.lr = 0.01;
   lane.optimizer.momentum = 0.9;
   if (recipe == "fp16-amp") lane.loss_scale.type = sim::LossScaleConfig::Type::dynamic;  // GradScaler, as PyTorch AMP
@@ -115,9 +123,10 @@ int main(int argc, char** argv) {
   }
   std::sort(times.begin(), times.end());
   const auto at = [&](double q) { return times[static_cast<std::size_t>(q * static_cast<double>(times.size() - 1))]; };
+  const std::string model_text = mma == "h100" && recipe == "fp8" ? "h100/" + fp8_accumulation : mma;
   std::printf("{\"impl\": \"mpscope\", \"model\": \"%s\", \"recipe\": \"%s\", \"width\": %lld, \"batch\": %lld, \"record\": \"%s\", \"gemm\": \"%s\", "
-              "\"median_ms\": %.4f, \"p10_ms\": %.4f, \"p90_ms\": %.4f, \"peak_mib\": %.1f, \"last_loss\": %.5g}\n",
+              "\"mma\": \"%s\", \"median_ms\": %.4f, \"p10_ms\": %.4f, \"p90_ms\": %.4f, \"peak_mib\": %.1f, \"last_loss\": %.5g}\n",
               model_name.c_str(), recipe.c_str(), static_cast<long long>(width), static_cast<long long>(batch), record.c_str(), gemm.c_str(),
-              at(0.5), at(0.1), at(0.9), static_cast<double>(gpu::peak_device_memory()) / (1 << 20), loss);
+              model_text.c_str(), at(0.5), at(0.1), at(0.9), static_cast<double>(gpu::peak_device_memory()) / (1 << 20), loss);
   return 0;
 }

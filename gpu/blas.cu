@@ -19,7 +19,8 @@ std::string type_name(cudaDataType t) {
 }
 }  // namespace
 
-Blas::Blas(cudaStream_t stream, std::size_t workspace_bytes) : stream_(stream), workspace_(workspace_bytes) {
+Blas::Blas(cudaStream_t stream, std::size_t workspace_bytes, BlasOptions options)
+    : stream_(stream), options_(options), workspace_(workspace_bytes) {
   MPSCOPE_CUBLAS_CHECK(cublasLtCreate(&handle_));
 }
 
@@ -42,16 +43,44 @@ Blas::Plan Blas::choose(Plan p, const std::string& what) {
   const std::size_t workspace = workspace_.size();
   MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                             sizeof workspace));
+  if (options_.one_pass_k) {  // only algorithms without a reduction: no split-K
+    const std::uint32_t none = CUBLASLT_REDUCTION_SCHEME_NONE;
+    MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none,
+                                                              sizeof none));
+  }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
   const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
     destroy(p);
-    throw GpuError("cuBLASLt has no kernel for " + what + " (" + cublasLtGetStatusString(st) + ")");
+    throw GpuError("cuBLASLt has no kernel for " + what + (options_.one_pass_k ? " without split-K" : "") + " (" +
+                   cublasLtGetStatusString(st) + ")");
   }
   p.algo = result.algo;
+  const auto config = [&](cublasLtMatmulAlgoConfigAttributes_t attribute) {
+    std::uint32_t v = 0;  // (each of these attributes is a 32-bit integer)
+    std::size_t written = 0;
+    MPSCOPE_CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&p.algo, attribute, &v, sizeof v, &written));
+    return v;
+  };
+  const std::uint32_t splits = config(CUBLASLT_ALGO_CONFIG_SPLITK_NUM);
+  const std::uint32_t reduction = config(CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME);
+  if (options_.one_pass_k && (splits > 1 || reduction != CUBLASLT_REDUCTION_SCHEME_NONE)) {
+    destroy(p);
+    throw GpuError("cuBLASLt chose split-K " + std::to_string(splits) + " for " + what +
+                   ", which the h100 model's one pass over K does not describe");
+  }
+  descriptions_.push_back(what + ": algorithm " + std::to_string(config(CUBLASLT_ALGO_CONFIG_ID)) + ", tile " +
+                          std::to_string(config(CUBLASLT_ALGO_CONFIG_TILE_ID)) + ", split-K " + std::to_string(splits) +
+                          ", reduction " + std::to_string(reduction));
   return p;
+}
+
+std::string Blas::describe_plans() const {
+  std::string text;
+  for (const std::string& d : descriptions_) text += d + "\n";
+  return text;
 }
 
 // Row-major D = op(A) op(B) is column-major Dᵀ = op(B)ᵀ op(A)ᵀ: cuBLASLt's "A" is our B and its "B" our A, each
@@ -102,31 +131,31 @@ void Blas::gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k
 Blas::Plan& Blas::fp8_plan(const Fp8Key& key) {
   const auto it = fp8_plans_.find(key);
   if (it != fp8_plans_.end()) return it->second;
-  const auto [m, n, k, x_type, y_type, x_scale, y_scale] = key;
+  const auto [m, n, k, x_type, y_type] = key;
   Plan p;
   MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t op_a = CUBLAS_OP_T, op_b = CUBLAS_OP_N;
   MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
   MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
-  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &y_scale, sizeof y_scale));
-  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof x_scale));
+  const std::int8_t fast = options_.fp8_fast_accumulation ? 1 : 0;
+  MPSCOPE_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast));
   const auto u = [](std::int64_t v) { return static_cast<std::uint64_t>(v); };
   MPSCOPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, static_cast<cudaDataType>(y_type), u(k), u(n), k));
   MPSCOPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, static_cast<cudaDataType>(x_type), u(k), u(m), k));
   MPSCOPE_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CUDA_R_32F, u(n), u(m), n));
   const std::string what = "a " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) + " FP8 GEMM of " +
                            type_name(static_cast<cudaDataType>(x_type)) + " x " +
-                           type_name(static_cast<cudaDataType>(y_type)) + " inputs";
+                           type_name(static_cast<cudaDataType>(y_type)) + " inputs" +
+                           (options_.fp8_fast_accumulation ? ", fast accumulation" : "");
   return fp8_plans_.emplace(key, choose(p, what)).first->second;
 }
 
-void Blas::gemm_fp8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, cudaDataType x_type, const float* x_scale,
-                    const void* y, cudaDataType y_type, const float* y_scale, float* d) {
+void Blas::gemm_fp8(std::int64_t m, std::int64_t n, std::int64_t k, const void* x, cudaDataType x_type, const void* y,
+                    cudaDataType y_type, float* d) {
   if (m == 0 || n == 0) return;
-  for (const void* ptr : {x, y, static_cast<const void*>(x_scale), static_cast<const void*>(y_scale), static_cast<const void*>(d)})
-    if (reinterpret_cast<std::uintptr_t>(ptr) % 16 != 0)
-      throw GpuError("FP8 GEMM: cuBLASLt needs every pointer 16-byte aligned, the scales' too");
-  Plan& p = fp8_plan(Fp8Key{m, n, k, static_cast<int>(x_type), static_cast<int>(y_type), x_scale, y_scale});
+  for (const void* ptr : {x, y, static_cast<const void*>(d)})
+    if (reinterpret_cast<std::uintptr_t>(ptr) % 16 != 0) throw GpuError("FP8 GEMM: cuBLASLt needs every pointer 16-byte aligned");
+  Plan& p = fp8_plan(Fp8Key{m, n, k, static_cast<int>(x_type), static_cast<int>(y_type)});
   const float alpha = 1.0f, beta = 0.0f;
   MPSCOPE_CUBLAS_CHECK(cublasLtMatmul(handle_, p.desc, &alpha, y, p.a, x, p.b, &beta, d, p.d, d, p.d, &p.algo,
                                       workspace_.get(), workspace_.size(), stream_));

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "gpu/blas.cuh"
 #include "gpu/types.cuh"
 
 namespace mpscope::gpu {
@@ -19,7 +20,7 @@ enum class Fp8Kind { e4m3, e5m2 };  // E4M3FN (saturating) and E5M2 (saturating;
 constexpr double e4m3_max = 448.0, e5m2_max = 57344.0;
 
 struct alignas(16) Fp8Slot {
-  float inv_scale, scale;  // inv_scale = (float)(1 / (double)scale), first: cuBLASLt reads it, 16-byte aligned
+  float inv_scale, scale;  // inv_scale = (float)(1 / (double)scale)
   unsigned amax_bits;      // this step's amax of |values| (NaN skipped), as float bits (atomicMax on non-negatives)
   unsigned unused;
 };
@@ -44,8 +45,24 @@ void fp8_end_step(Fp8Slot* slots, int count, double* history, int* filled, int* 
 // d (n) *= a.inv_scale * b.inv_scale (a float product, as RoundedOps::gemm's descale)
 void fp8_descale(float* d, std::size_t n, const Fp8Slot* a, const Fp8Slot* b, cudaStream_t s);
 
-// dst (rows, cols) = the top-left corner of src (rows of length ld)
-void crop(const float* src, std::int64_t ld, float* dst, std::int64_t rows, std::int64_t cols, cudaStream_t s);
+// dst (rows, cols) = the top-left corner of src (rows of length ld) times a.inv_scale * b.inv_scale, as fp8_descale
+void crop_descale(const float* src, std::int64_t ld, float* dst, std::int64_t rows, std::int64_t cols, const Fp8Slot* a,
+                  const Fp8Slot* b, cudaStream_t s);
 
 }  // namespace kernels
+
+// cuBLASLt's FP8 kernels take operands padded with zeros to multiples of 16 in each dimension.
+inline std::int64_t pad16(std::int64_t v) { return (v + 15) / 16 * 16; }
+
+// d (m, n) = x (m16, k16) · y (n16, k16)ᵀ times the two slots' inverse scales, on the FP8 tensor cores (x, y are
+// packs' bytes or transposed bytes of kinds xk, yk), through `padded` (m16, n16), cropped and descaled.
+inline void fp8_tensor_core_gemm(Blas& blas, std::int64_t m, std::int64_t n, std::int64_t k, const __nv_fp8_storage_t* x,
+                                 Fp8Kind xk, const Fp8Slot* xs, const __nv_fp8_storage_t* y, Fp8Kind yk,
+                                 const Fp8Slot* ys, float* padded, float* d, cudaStream_t stream) {
+  const auto type = [](Fp8Kind kind) { return kind == Fp8Kind::e4m3 ? CUDA_R_8F_E4M3 : CUDA_R_8F_E5M2; };
+  const std::int64_t n16 = pad16(n);
+  blas.gemm_fp8(pad16(m), n16, pad16(k), x, type(xk), y, type(yk), padded);
+  kernels::crop_descale(padded, n16, d, m, n, xs, ys, stream);
+}
+
 }  // namespace mpscope::gpu

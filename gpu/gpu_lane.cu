@@ -22,12 +22,13 @@ std::unique_ptr<sim::Lane> make_gpu_lane(const sim::LaneConfig& lane, const sim:
   for (const sim::RoleFormat* role : {&r.master, &r.weights, &r.activations, &r.gradients, &r.update})
     if (role->rounding != sim::Rounding::nearest_even) return refuse("GPU lanes round to nearest-even only");
   if (r.mma == sim::Accumulation::exact) return refuse("\"mma\": \"exact\" is a CPU model");
-  if (options.mode == GemmMode::fast && r.mma != sim::Accumulation::fp32)
-    return refuse("\"mma\": \"" + std::string(sim::to_string(r.mma)) +
-                  "\" describes mpscope's own GEMM kernels: use \"gemm\": \"exact\" (fast mode runs cuBLAS)");
-  if (r.mma == sim::Accumulation::h100 && !(r.weights.format == sim::fp16()))
-    return refuse("GPU lanes run the h100 model for fp16 GEMMs only (mpscope's mma.sync kernels); the " + r.name +
-                  " recipe's h100 model runs on CPU lanes");
+  // "mma": "h100" in fast mode: cuBLASLt arranged to compute the model's bits (one pass over K, the recipe's FP8
+  // accumulation, the bias gradients in the CPU's order); exact mode has mma.sync kernels for fp16 only.
+  if (r.mma == sim::Accumulation::h100 && r.name == "fp32")
+    return refuse("the fp32 recipe's GEMMs have no tensor-core path (no TF32), so \"mma\": \"h100\" does not apply");
+  if (r.mma == sim::Accumulation::h100 && options.mode == GemmMode::exact && !(r.weights.format == sim::fp16()))
+    return refuse("exact GPU lanes run the h100 model for fp16 GEMMs only (mpscope's mma.sync kernels); the " + r.name +
+                  " recipe's h100 model runs on fast GPU lanes (cuBLASLt) and on CPU lanes");
   if (model.type != sim::ModelConfig::Type::mlp || model.layer_norm) {  // (a gpt's ops are refused there by name)
     if (r.name == "fp32" || r.name == "fp8") return std::make_unique<GpuGraphLane<float, float>>(lane, model, init, options);
     if (r.name == "fp16-amp") return std::make_unique<GpuGraphLane<__half, float>>(lane, model, init, options);

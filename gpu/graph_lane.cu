@@ -11,10 +11,6 @@
 
 namespace mpscope::gpu {
 
-namespace {
-constexpr std::size_t workspace_bytes = std::size_t{32} << 20;  // cuBLASLt's (PyTorch gives it as much)
-}
-
 template <typename Tc, typename Tm>
 GpuGraphLane<Tc, Tm>::GpuGraphLane(const sim::LaneConfig& c, const sim::ModelConfig& m, const sim::InitialWeights& init,
                                    const GpuLaneOptions& o)
@@ -22,7 +18,7 @@ GpuGraphLane<Tc, Tm>::GpuGraphLane(const sim::LaneConfig& c, const sim::ModelCon
       exact_(o.mode == GemmMode::exact), fp8_(c.recipe.name == "fp8") {
   if (graph_.parameters() == 0) throw GpuError("lane " + c.name + ": the model has no parameters to train");
   const cudaStream_t stream = stream_.get();
-  if (!exact_) blas_ = std::make_unique<Blas>(stream, workspace_bytes);
+  blas_ = make_fast_blas(c.recipe, o.mode, stream);
   tensors_ = graph_.tensors;
   for (std::size_t i = 0; i < tensors_.size(); ++i)
     tensors_[i].format = graph_.tensor_roles[i] == sim::Role::master || graph_.tensor_roles[i] == sim::Role::promoted

@@ -115,8 +115,8 @@ template <typename T, typename P>
 void layer_norm_backward(const T* dy, const T* h, const P* gamma, const double* mean, const double* rstd, T* dh,
                          P* dgamma, P* dbeta, std::int64_t rows, std::int64_t cols, PointStats dh_st,
                          PointStats dgamma_st, PointStats dbeta_st, cudaStream_t s);
-// The bias gradient db[j] = round(sum_i dz(i, j)) (dz (rows, cols)), one thread per column adding the rows in
-// order (as the CPU does), then unscaled and checked. (Fast mode sums with cuBLAS and rounds with round_gradient.)
+// The bias gradient db[j] = round(sum_i dz(i, j)) (dz (rows, cols)), the rows added in order in double (as the CPU
+// does), then unscaled and checked. (Fast mode's long batches may sum with cuBLAS and round with round_gradient.)
 template <typename T>
 void column_sums(const T* dz, T* db, std::int64_t rows, std::int64_t cols, PointStats st, GradCheck check, cudaStream_t s);
 // A GEMM's float32 weight gradient rounded to T (T float: `out` may be `in`; nothing rounds), then unscaled and

@@ -1,5 +1,6 @@
 // Loss and backward-pass kernels of GPU lanes: the loss and its gradient, activation and LayerNorm backward, bias
 // gradients, and the unscaling and inf/NaN check of every produced gradient (kernels.cuh).
+#include <string>
 #include <type_traits>
 
 #include "gpu/check.cuh"
@@ -213,20 +214,34 @@ __global__ void layer_norm_backward_params(const T* dy, const T* h, const double
   beta_tally.flush();
 }
 
-// Bias gradients (exact mode): one thread per column, rows in order, as the CPU adds them; then rounded, counted
-// and checked.
+// Bias gradients: each column's rows added in order in double, as the CPU adds them; then rounded, counted and
+// checked. A block takes sum_cols columns: all its threads load a tile of rows (coalesced, many loads in flight),
+// then the first sum_cols threads add their column's values in order, so that the chain of dependent additions
+// does not also wait on memory at every row.
+constexpr int sum_cols = 64, sum_rows = 64, sum_threads = 256;  // (with the histogram's bins: 41 KB of shared memory)
 template <typename T>
 __global__ void column_sums_kernel(const T* dz, T* db, std::int64_t rows, std::int64_t cols, PointStats st,
                                    GradCheck check) {
   __shared__ unsigned bins[BlockHistogram::shared_size];
+  __shared__ float tile[sum_rows][sum_cols + 1];  // (the lanes' formats widen to float exactly)
   PointTally<T> tally(st, bins);
   GradChecker<T> checker(check);
-  const std::int64_t j = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const bool active = j < cols;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * sum_cols;
+  const int c = static_cast<int>(threadIdx.x) % sum_cols;
+  const std::int64_t j = first + threadIdx.x;  // the column a summing thread adds
+  const bool active = threadIdx.x < sum_cols && j < cols;
   double v = 0, r = 0;
+  for (std::int64_t r0 = 0; r0 < rows; r0 += sum_rows) {
+    const int n = static_cast<int>(rows - r0 < sum_rows ? rows - r0 : sum_rows);
+    for (int i = static_cast<int>(threadIdx.x) / sum_cols; i < n; i += sum_threads / sum_cols)
+      tile[i][c] = first + c < cols ? to_float(dz[(r0 + i) * cols + first + c]) : 0.0f;
+    __syncthreads();
+    if (active)
+      for (int i = 0; i < n; ++i) v += static_cast<double>(tile[i][threadIdx.x]);
+    __syncthreads();
+  }
   T rounded{};
   if (active) {
-    for (std::int64_t i = 0; i < rows; ++i) v += to_double(dz[i * cols + j]);
     rounded = from_double<T>(v);
     db[j] = rounded;
     r = to_double(rounded);
@@ -311,10 +326,11 @@ void layer_norm_backward(const T* dy, const T* h, const P* gamma, const double* 
 
 template <typename T>
 void column_sums(const T* dz, T* db, std::int64_t rows, std::int64_t cols, PointStats st, GradCheck check, cudaStream_t s) {
-  const auto blocks = static_cast<unsigned>((cols + 63) / 64);
+  const auto blocks = static_cast<unsigned>((cols + sum_cols - 1) / sum_cols);
   // (the check's partial sums have one slot per block)
-  if (check.scaler && blocks > static_cast<unsigned>(grad_partial_slots)) throw GpuError("GPU lane: a layer wider than 65536 outputs");
-  column_sums_kernel<<<blocks, 64, 0, s>>>(dz, db, rows, cols, st, check);
+  if (check.scaler && blocks > static_cast<unsigned>(grad_partial_slots))
+    throw GpuError("GPU lane: a layer wider than " + std::to_string(grad_partial_slots * sum_cols) + " outputs");
+  column_sums_kernel<<<blocks, sum_threads, 0, s>>>(dz, db, rows, cols, st, check);
   MPSCOPE_LAUNCH_CHECK();
 }
 

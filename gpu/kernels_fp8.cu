@@ -83,11 +83,14 @@ __global__ void descale_kernel(float* d, std::size_t n, const Fp8Slot* a, const 
   });
 }
 
-__global__ void crop_kernel(const float* src, std::int64_t ld, float* dst, std::int64_t rows, std::int64_t cols) {
+__global__ void crop_descale_kernel(const float* src, std::int64_t ld, float* dst, std::int64_t rows, std::int64_t cols,
+                                    const Fp8Slot* a, const Fp8Slot* b) {
+  const float f = a->inv_scale * b->inv_scale;
   for_each(static_cast<std::size_t>(rows * cols), [&](std::size_t i, bool active) {
     if (!active) return;
     const auto r = static_cast<std::int64_t>(i) / cols, c = static_cast<std::int64_t>(i) % cols;
-    dst[i] = src[r * ld + c];
+    const float v = src[r * ld + c];
+    dst[i] = f == 1.0f ? v : v * f;
   });
 }
 
@@ -120,10 +123,11 @@ void fp8_descale(float* d, std::size_t n, const Fp8Slot* a, const Fp8Slot* b, cu
   MPSCOPE_LAUNCH_CHECK();
 }
 
-void crop(const float* src, std::int64_t ld, float* dst, std::int64_t rows, std::int64_t cols, cudaStream_t s) {
+void crop_descale(const float* src, std::int64_t ld, float* dst, std::int64_t rows, std::int64_t cols, const Fp8Slot* a,
+                  const Fp8Slot* b, cudaStream_t s) {
   const auto n = static_cast<std::size_t>(rows * cols);
   if (n == 0) return;
-  crop_kernel<<<blocks_for(n), block_threads, 0, s>>>(src, ld, dst, rows, cols);
+  crop_descale_kernel<<<blocks_for(n), block_threads, 0, s>>>(src, ld, dst, rows, cols, a, b);
   MPSCOPE_LAUNCH_CHECK();
 }
 

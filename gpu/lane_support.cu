@@ -13,6 +13,15 @@ int make_current(int device) {
   return device;
 }
 
+std::unique_ptr<Blas> make_fast_blas(const sim::Recipe& r, GemmMode mode, cudaStream_t stream) {
+  if (mode != GemmMode::fast) return nullptr;
+  const bool modelled = r.mma == sim::Accumulation::h100;
+  BlasOptions options;
+  options.one_pass_k = modelled;
+  options.fp8_fast_accumulation = modelled && r.fp8_accumulation == sim::Fp8Accumulation::fast;
+  return std::make_unique<Blas>(stream, std::size_t{32} << 20, options);
+}
+
 kernels::DeviceScaler initial_scaler(const sim::LossScaleConfig& c) {
   kernels::DeviceScaler s{};
   using Type = sim::LossScaleConfig::Type;

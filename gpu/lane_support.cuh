@@ -4,11 +4,14 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "gpu/blas.cuh"
 #include "gpu/buffer.cuh"
 #include "gpu/fp8.cuh"
+#include "gpu/gpu_lane.hpp"
 #include "gpu/kernels.cuh"
 #include "sim/dataset.hpp"
 #include "sim/lane.hpp"
@@ -19,6 +22,11 @@ inline std::size_t aligned(std::size_t n) { return (n + 15) / 16 * 16; }
 
 // Makes `device` current; returns it (lanes make it current before their first member is made).
 int make_current(int device);
+
+// Fast mode's cuBLASLt for a lane of recipe r (32 MiB of workspace, as PyTorch gives it); under "mma": "h100" its
+// GEMMs keep K in one pass and its FP8 GEMMs accumulate as the recipe says, so that they compute the CPU model's
+// bits. nullptr in exact mode.
+std::unique_ptr<Blas> make_fast_blas(const sim::Recipe& r, GemmMode mode, cudaStream_t stream);
 
 // sim::LossScaler's initial state on the device.
 kernels::DeviceScaler initial_scaler(const sim::LossScaleConfig& c);

@@ -9,7 +9,6 @@
 namespace mpscope::gpu {
 
 namespace {
-std::int64_t pad16(std::int64_t v) { return (v + 15) / 16 * 16; }
 std::size_t size(std::int64_t rows, std::int64_t cols) { return static_cast<std::size_t>(rows * cols); }
 }  // namespace
 
@@ -86,9 +85,8 @@ void GpuMlpLane<Tc, Tm>::fp8_forward_gemm(Activations& a, int k, const float* in
       auto& xq8 = a.xq8[static_cast<std::size_t>(k)];
       kernels::fp8_quantize<__nv_fp8_storage_t>(e4m3, in, rows, L.in, rows16, in16, slot, a.training, xq8.get(),
                                                 a.xq8t[static_cast<std::size_t>(k)].get(), input_point, stream);
-      blas_->gemm_fp8(rows16, out16, in16, xq8.get(), CUDA_R_8F_E4M3, &slot[0].inv_scale, L.wq8.get(), CUDA_R_8F_E4M3,
-                      &slot[1].inv_scale, a.padded.get());
-      kernels::crop(a.padded.get(), out16, a.scratch.get(), rows, L.out, stream);
+      fp8_tensor_core_gemm(*blas_, rows, L.out, L.in, xq8.get(), e4m3, slot, L.wq8.get(), e4m3, slot + 1, a.padded.get(),
+                           a.scratch.get(), stream);
     }
   }
 }
@@ -115,15 +113,13 @@ void GpuMlpLane<Tc, Tm>::fp8_backward_gemms(Activations& a, int k, const float* 
     } else {
       kernels::fp8_quantize<__nv_fp8_storage_t>(e5m2, gz, rows, L.out, rows16, out16, slot + 2, true, a.gq8.get(),
                                                 a.gq8t.get(), grad_point, stream);
-      // dW (out16, in16) = gqᵀ (out16, rows16) · (xqᵀ (in16, rows16))ᵀ
-      blas_->gemm_fp8(out16, in16, rows16, a.gq8t.get(), CUDA_R_8F_E5M2, &slot[2].inv_scale,
-                      a.xq8t[static_cast<std::size_t>(k)].get(), CUDA_R_8F_E4M3, &slot[0].inv_scale, a.padded.get());
-      kernels::crop(a.padded.get(), in16, L.gw.get(), L.out, L.in, stream);
+      // dW (out, in) = gqᵀ (out16, rows16) · (xqᵀ (in16, rows16))ᵀ
+      fp8_tensor_core_gemm(*blas_, L.out, L.in, rows, a.gq8t.get(), e5m2, slot + 2,
+                           a.xq8t[static_cast<std::size_t>(k)].get(), Fp8Kind::e4m3, slot, a.padded.get(), L.gw.get(), stream);
       if (!input_grad) return;
-      // da (rows16, in16) = gq (rows16, out16) · (wᵀ (in16, out16))ᵀ
-      blas_->gemm_fp8(rows16, in16, out16, a.gq8.get(), CUDA_R_8F_E5M2, &slot[2].inv_scale, L.wq8t.get(), CUDA_R_8F_E4M3,
-                      &slot[1].inv_scale, a.padded.get());
-      kernels::crop(a.padded.get(), in16, a.scratch.get(), rows, L.in, stream);
+      // da (rows, in) = gq (rows16, out16) · (wᵀ (in16, out16))ᵀ
+      fp8_tensor_core_gemm(*blas_, rows, L.in, L.out, a.gq8.get(), e5m2, slot + 2, L.wq8t.get(), Fp8Kind::e4m3, slot + 1,
+                           a.padded.get(), a.scratch.get(), stream);
     }
   }
 }

@@ -11,10 +11,6 @@
 
 namespace mpscope::gpu {
 
-namespace {
-constexpr std::size_t workspace_bytes = std::size_t{32} << 20;  // cuBLASLt's (PyTorch gives it as much)
-}  // namespace
-
 template <typename Tc, typename Tm>
 GpuMlpLane<Tc, Tm>::GpuMlpLane(const sim::LaneConfig& c, const sim::ModelConfig& m, const sim::InitialWeights& init,
                                const GpuLaneOptions& o)
@@ -23,7 +19,7 @@ GpuMlpLane<Tc, Tm>::GpuMlpLane(const sim::LaneConfig& c, const sim::ModelConfig&
   if (m.layer_norm)  // (make_gpu_lane sends these to GpuGraphLane)
     throw GpuError("GPU lane " + c.name + ": the mlp lane has no LayerNorm; mlps with \"layer_norm\" run on the graph "
                    "lane, whose LayerNorm keeps autocast's float32 parameters and output");
-  if (!exact_) blas_ = std::make_unique<Blas>(stream_.get(), workspace_bytes);
+  blas_ = make_fast_blas(c.recipe, o.mode, stream_.get());
   build_catalogue();
   if (fp8_) fp8_setup();
   for (int k = 0; k < m.layers(); ++k) layers_.push_back(make_layer(k, init));

@@ -173,9 +173,9 @@ void GpuMlpLane<Tc, Tm>::backward(Activations& a, const Stats& s) {
     }
     kernels::round_gradient<Tc>(dw32, L.gw.get(), L.gw.size(), point(s, tensor(k, weight_grad), true),
                                 grad_check(2 * k, s, tensor(k, weight_grad)), stream);
-    // db = round(sum over rows of gz): in the CPU's order (exact, and short batches), or by cuBLAS as ones · gz
-    // in float32 (fast mode's long batches, where one thread per column would take long)
-    if (exact_ || rows <= short_batch) {
+    // db = round(sum over rows of gz): in the CPU's order (exact, h100 and short batches), or by cuBLAS as ones · gz
+    // in float32 (fast mode's long batches: a little faster)
+    if (exact_ || config_.recipe.mma == sim::Accumulation::h100 || rows <= short_batch) {
       kernels::column_sums<Tc>(gz, L.gb.get(), rows, L.out, point(s, tensor(k, bias_grad), true),
                                grad_check(2 * k + 1, s, tensor(k, bias_grad)), stream);
     } else {

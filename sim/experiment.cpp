@@ -218,12 +218,11 @@ void check_gpu_lane(JsonObject& o, const LaneSpec& s, const std::string& recipe)
                      "and fp8; \"backend\": \"cpu\" runs it emulated)");
   for (const RoleFormat* role : {&r.weights, &r.activations, &r.gradients, &r.update})
     if (role->rounding != Rounding::nearest_even) o.fail("rounding", "gpu lanes round to nearest-even only");
-  if (s.gemm == "fast" && r.mma != Accumulation::fp32)
-    o.fail("mma", "\"h100\" models mpscope's own tensor-core kernels, which a gpu lane runs with \"gemm\": \"exact\" "
-                  "(\"fast\" runs cuBLAS)");
-  if (r.mma == Accumulation::h100 && !(r.weights.format == fp16()))
-    o.fail("mma", "gpu lanes run the h100 model for fp16 GEMMs only (mpscope's mma.sync kernels); the " + recipe +
-                      " recipe's h100 model (" + r.weights.format.name + " inputs) runs on cpu lanes");
+  // "h100": fast lanes arrange cuBLASLt to compute the model's bits; exact lanes have mma.sync kernels for fp16 only
+  if (r.mma == Accumulation::h100 && s.gemm == "exact" && !(r.weights.format == fp16()))
+    o.fail("mma", "exact gpu lanes run the h100 model for fp16 GEMMs only (mpscope's mma.sync kernels); the " + recipe +
+                      " recipe's h100 model (" + r.weights.format.name + " inputs) runs on fast gpu lanes (\"gemm\": "
+                      "\"fast\") and on cpu lanes");
 }
 
 LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_t seed, std::size_t index) {

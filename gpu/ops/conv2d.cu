@@ -258,16 +258,15 @@ class GpuConv2d final : public GpuOp<Tc, Tm> {
     }
     b->sum = DeviceBuffer<float>(n(std::max(outputs * s.f, training ? inputs * s.c : 0)));
     if (fp8_ && fast_) {
-      const auto p16 = Fp8Pack::pad16;
       b->cols8 = Fp8Pack(outputs, s.patch());
-      std::int64_t padded = p16(outputs) * p16(s.f);
+      std::int64_t padded = pad16(outputs) * pad16(s.f);
       if (training) {
         b->dy_rows8 = Fp8Pack(outputs, s.f);
-        padded = std::max(padded, p16(s.f) * p16(s.patch()));
+        padded = std::max(padded, pad16(s.f) * pad16(s.patch()));
         if (this->node().needs_input_grad) {
           b->dcols8 = Fp8Pack(inputs, fan);
           b->w_rows8 = Fp8Pack(fan, s.c);
-          padded = std::max(padded, p16(inputs) * p16(s.c));
+          padded = std::max(padded, pad16(inputs) * pad16(s.c));
         }
       }
       b->padded = DeviceBuffer<float>(n(padded));

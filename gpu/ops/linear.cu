@@ -48,11 +48,10 @@ class GpuLinear final : public GpuOp<Tc, Tm> {
       if (training) b->gq = DeviceBuffer<float>(static_cast<std::size_t>(rows * out_));
     }
     if (fp8_ && fast_) {
-      const auto p16 = Fp8Pack::pad16;
       b->xq8 = Fp8Pack(rows, in_);
       if (training) b->gq8 = Fp8Pack(rows, out_);
-      b->padded = DeviceBuffer<float>(static_cast<std::size_t>(std::max({p16(rows) * p16(out_), p16(out_) * p16(in_),
-                                                                         p16(rows) * p16(in_)})));
+      b->padded = DeviceBuffer<float>(static_cast<std::size_t>(std::max({pad16(rows) * pad16(out_), pad16(out_) * pad16(in_),
+                                                                         pad16(rows) * pad16(in_)})));
     }
     if (training && has_bias() && rows > short_column) {
       b->ones = device_ones<Tc>(static_cast<std::size_t>(rows));

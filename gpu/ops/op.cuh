@@ -36,7 +36,7 @@ namespace mpscope::gpu {
 // fp16 tiles for "h100", sequential FMA for "fp32"), or cuBLASLt (fast mode).
 struct Gemm {
   Blas* blas = nullptr;  // fast mode
-  bool h100 = false;     // exact mode, fp16 inputs: the H100 tensor-core model
+  bool h100 = false;     // the H100 tensor-core model: exact mode's mma.sync kernels (fp16), fast mode's set-up
   cudaStream_t stream = nullptr;
   // Row-major d (m, n) = op(a) (m, k) · op(b) (k, n), op = transpose when the flag says so (a then stored (k, m),
   // b (n, k)); lda / ldb the stored row lengths.
@@ -171,13 +171,14 @@ DeviceBuffer<T> device_ones(std::size_t n) {
 }
 
 // Fast mode's bias gradient when the rows are many: db (n) = round(ones (rows) · dy (rows, n)), summed by cuBLAS in
-// float32 into sums (n) and rounded once. One thread per column adding the rows in the CPU's order (exact mode, and
-// short batches) takes long there. Returns false (nothing done) where the caller sums in the CPU's order.
+// float32 into sums (n) and rounded once, a little faster than the CPU's order (kernels::column_sums). Returns false
+// (nothing done) where the caller sums in the CPU's order: exact mode, short batches, and fast lanes under the h100
+// model, which promise the CPU lane's bits.
 constexpr std::int64_t short_column = 512;
 template <typename Tc, typename Tm>
 bool fast_column_sums(GpuOpContext<Tc, Tm>& cx, const Tc* dy, std::int64_t rows, std::int64_t n, const Tc* ones,
                       float* sums, Tc* db, PointStats st) {
-  if (!cx.gemm.blas || rows <= short_column) return false;
+  if (!cx.gemm.blas || cx.gemm.h100 || rows <= short_column) return false;
   cx.gemm(false, false, 1, n, rows, ones, rows, dy, n, sums);
   kernels::cast<float, Tc>(sums, db, static_cast<std::size_t>(n), st, cx.stream);
   return true;
@@ -189,7 +190,6 @@ bool fast_column_sums(GpuOpContext<Tc, Tm>& cx, const Tc* dy, std::int64_t rows,
 struct Fp8Pack {
   DeviceBuffer<__nv_fp8_storage_t> bytes, transposed;
   std::int64_t rows = 0, cols = 0, rows16 = 0, cols16 = 0;
-  static std::int64_t pad16(std::int64_t v) { return (v + 15) / 16 * 16; }
   Fp8Pack() = default;
   Fp8Pack(std::int64_t r, std::int64_t c) : rows(r), cols(c), rows16(pad16(r)), cols16(pad16(c)) {
     bytes = DeviceBuffer<__nv_fp8_storage_t>(static_cast<std::size_t>(rows16 * cols16));
@@ -200,17 +200,6 @@ struct Fp8Pack {
                                               bytes.get(), transposed.get(), PointStats{}, stream);
   }
 };
-
-// d (m, n) = x (m16, k16) · y (n16, k16)ᵀ times the two slots' inverse scales, on the FP8 tensor cores (x, y are
-// packs' bytes or transposed bytes of kinds xk, yk), through `padded` (m16, n16) and cropped.
-inline void fp8_tensor_core_gemm(Blas& blas, std::int64_t m, std::int64_t n, std::int64_t k, const __nv_fp8_storage_t* x,
-                                 Fp8Kind xk, const Fp8Slot* xs, const __nv_fp8_storage_t* y, Fp8Kind yk,
-                                 const Fp8Slot* ys, float* padded, float* d, cudaStream_t stream) {
-  const auto type = [](Fp8Kind kind) { return kind == Fp8Kind::e4m3 ? CUDA_R_8F_E4M3 : CUDA_R_8F_E5M2; };
-  const std::int64_t n16 = Fp8Pack::pad16(n);
-  blas.gemm_fp8(Fp8Pack::pad16(m), n16, Fp8Pack::pad16(k), x, type(xk), &xs->inv_scale, y, type(yk), &ys->inv_scale, padded);
-  kernels::crop(padded, n16, d, m, n, stream);
-}
 
 template <typename Tc, typename Tm>
 class GpuOp {

@@ -160,6 +160,80 @@ TEST(GpuExactLane, OverflowAndSkippedStepsMatchTheCpuLane) {
   expect_lockstep_identical(s, unscaled, 6, 1, true);
 }
 
+// Fast lanes under "mma": "h100" (cuBLASLt with each output's K in one pass, the recipe's FP8 accumulation, bias
+// gradients in the CPU's order) step in lockstep with the CPU lane of the same recipe and model: the same loss at
+// every step and bit-identical weights at the end. On failure: the first step and tensor that differ.
+void expect_fast_lane_bit_identical(const sim::ModelConfig& model, const sim::Dataset& data, const sim::InitialWeights& init,
+                                    const sim::LaneConfig& c, std::int64_t batch, std::uint64_t seed, int steps) {
+  auto cpu = sim::make_lane(c, model, init);
+  gpu::GpuLaneOptions o;
+  o.mode = gpu::GemmMode::fast;
+  o.data = &data;
+  auto gpu = gpu::make_gpu_lane(c, model, init, o);
+  sim::Batcher batches(data, batch, seed);
+  for (int step = 0; step < steps; ++step) {
+    const sim::Batch b = batches.batch(step);
+    const sim::StepResult want = cpu->step(b, c.optimizer.lr, false), got = gpu->step(b, c.optimizer.lr, false);
+    const std::string w = first_difference(gpu->weights(), cpu->weights());
+    ASSERT_TRUE(w.empty() && same_bits(got.loss, want.loss))
+        << "step " << step << ": loss " << got.loss << " vs CPU " << want.loss << "; weights " << w << "; gradients "
+        << first_difference(gpu->gradients(), cpu->gradients());
+  }
+}
+
+TEST(GpuFastLane, H100ModelIsBitIdenticalToTheCpuLaneFor200SpiralSteps) {
+  MPSCOPE_REQUIRE_GPU();
+  const sim::Experiment e = sim::load_experiment(gputest::samples_dir() / "torch_spiral.json");
+  const sim::Prepared p = sim::prepare(e);
+  for (const auto& [recipe, accumulation] :
+       {std::pair{"fp16-amp", sim::Fp8Accumulation::promoted}, std::pair{"bf16-amp", sim::Fp8Accumulation::promoted},
+        std::pair{"fp16-pure", sim::Fp8Accumulation::promoted}, std::pair{"fp8", sim::Fp8Accumulation::promoted},
+        std::pair{"fp8", sim::Fp8Accumulation::fast}}) {
+    sim::LaneConfig c = lane_config(recipe, sim::Accumulation::h100);
+    c.optimizer = e.lanes[0].lane.optimizer;
+    c.recipe.fp8_accumulation = accumulation;
+    const std::string name = std::string(recipe) + (c.recipe.delayed_scaling ? accumulation == sim::Fp8Accumulation::fast
+                                                                                    ? " (fast accumulation)"
+                                                                                    : " (promoted accumulation)"
+                                                                              : "");
+    SCOPED_TRACE(name);
+    expect_fast_lane_bit_identical(e.model, p.data, p.init, c, e.batch_size, e.seed, 200);
+    if (!::testing::Test::HasFailure()) std::cout << "200 spiral steps: GPU fast " << name << " bit-identical to the CPU's h100 model\n";
+  }
+}
+
+// The same on a wider mlp with batches of 1024 rows (cuBLASLt's larger tiles, long weight-gradient K, the bias
+// gradients' long columns; kept small enough for the CPU's bf16 and FP8 models, about 50M products a second) and on
+// the digits CNN (im2col GEMMs on the graph lane).
+TEST(GpuFastLane, H100ModelIsBitIdenticalOnAWideMlpAndACnn) {
+  MPSCOPE_REQUIRE_GPU();
+  {
+    sim::ModelConfig wide;
+    wide.widths = {256, 256, 10};
+    const sim::Dataset data = sim::make_blobs(10, 300, 256, 2.0, 5);
+    const sim::InitialWeights init = sim::default_initial_weights(wide, 9);
+    for (const auto& [recipe, accumulation] : {std::pair{"fp16-amp", sim::Fp8Accumulation::promoted},
+                                               std::pair{"bf16-amp", sim::Fp8Accumulation::promoted},
+                                               std::pair{"fp8", sim::Fp8Accumulation::promoted},
+                                               std::pair{"fp8", sim::Fp8Accumulation::fast}}) {
+      sim::LaneConfig c = lane_config(recipe, sim::Accumulation::h100, 0.05);
+      c.recipe.fp8_accumulation = accumulation;
+      SCOPED_TRACE(std::string("256-256-10, ") + recipe);
+      expect_fast_lane_bit_identical(wide, data, init, c, 1024, 2, 6);
+      if (!::testing::Test::HasFailure()) std::cout << "6 steps of 256-256-10, batch 1024: GPU fast " << recipe << " bit-identical\n";
+    }
+  }
+  const sim::Experiment e = sim::load_experiment(gputest::samples_dir() / "torch_cnn.json");
+  const sim::Prepared p = sim::prepare(e);
+  for (const char* recipe : {"fp16-amp", "bf16-amp"}) {
+    SCOPED_TRACE(std::string("torch_cnn.json, ") + recipe);
+    sim::LaneConfig c = lane_config(recipe, sim::Accumulation::h100);
+    c.optimizer = e.lanes[0].lane.optimizer;
+    expect_fast_lane_bit_identical(e.model, p.data, p.init, c, e.batch_size, e.seed, 50);
+    if (!::testing::Test::HasFailure()) std::cout << "50 digits-CNN steps: GPU fast " << recipe << " bit-identical\n";
+  }
+}
+
 // Fast mode: cuBLAS, fused epilogues. Not bit-identical to the CPU; the bounds below are what the formats allow.
 TEST(GpuFastLane, StaysCloseToTheCpuLane) {
   MPSCOPE_REQUIRE_GPU();
@@ -259,7 +333,9 @@ TEST(GpuLane, RefusesWhatItCannotRun) {
   EXPECT_NE(message(lane_config("fp8", sim::Accumulation::h100), gpu::GemmMode::exact).find("fp8"), std::string::npos);
   EXPECT_NE(message(lane_config("fp64", sim::Accumulation::fp32), gpu::GemmMode::fast).find("fp64"), std::string::npos);
   EXPECT_NE(message(lane_config("exact", sim::Accumulation::fp32), gpu::GemmMode::exact).find("exact"), std::string::npos);
-  EXPECT_NE(message(lane_config("fp16-amp", sim::Accumulation::h100), gpu::GemmMode::fast).find("\"gemm\": \"exact\""),
+  EXPECT_NE(message(lane_config("fp32", sim::Accumulation::h100), gpu::GemmMode::fast).find("no tensor-core path"),
+            std::string::npos);
+  EXPECT_NE(message(lane_config("bf16-amp", sim::Accumulation::h100), gpu::GemmMode::exact).find("fast GPU lanes"),
             std::string::npos);
   sim::LaneConfig stochastic = lane_config("fp16-amp", sim::Accumulation::fp32);
   stochastic.recipe.gradients.rounding = sim::Rounding::stochastic;
