@@ -7,6 +7,7 @@
 #include <bit>
 #include <cmath>
 #include <random>
+#include <string>
 #include <tuple>
 
 #include "gpu/blas.cuh"
@@ -21,11 +22,14 @@ using gpu::DeviceBuffer;
 
 namespace {
 
-template <typename T>
-DeviceBuffer<T> to_device(const std::vector<T>& v) {
-  DeviceBuffer<T> d(v.size());
-  d.upload(v, nullptr);
-  return d;
+// "" when got and want hold the same bits, else how many values differ and the first, with the chosen algorithms
+std::string differences(const std::vector<float>& got, const std::vector<float>& want, const gpu::Blas& blas) {
+  std::size_t differ = 0, first = 0;
+  for (std::size_t i = 0; i < got.size(); ++i)
+    if (std::bit_cast<std::uint32_t>(got[i]) != std::bit_cast<std::uint32_t>(want[i]) && differ++ == 0) first = i;
+  if (differ == 0) return "";
+  return std::to_string(differ) + " values differ, the first at " + std::to_string(first) + ": cuBLASLt " +
+         std::to_string(got[first]) + ", model " + std::to_string(want[first]) + "\n" + blas.describe_plans();
 }
 
 // cuBLASLt's fp16 and bf16 GEMMs with K in one pass (fast lanes under "mma": "h100") compute the CPU's h100 model
@@ -69,11 +73,7 @@ TEST(GpuBlas, HalfGemmsAreTheH100Model) {
       const sim::MatrixView bv = tb ? sim::MatrixView::row_major(b.data(), n, k).transposed() : sim::MatrixView::row_major(b.data(), k, n);
       std::vector<float> want(got.size());
       sim::tensor_core_gemm(sim::hopper_model(f, f), av, bv, sim::MatrixView{}, want);
-      std::size_t differ = 0, first = 0;
-      for (std::size_t i = 0; i < got.size(); ++i)
-        if (std::bit_cast<std::uint32_t>(got[i]) != std::bit_cast<std::uint32_t>(want[i]) && differ++ == 0) first = i;
-      EXPECT_EQ(differ, 0u) << "first at " << first << ": cuBLASLt " << got[first] << ", model " << want[first] << "\n"
-                            << blas.describe_plans();
+      EXPECT_EQ(differences(got, want, blas), "");
     }
   }
 }
@@ -113,7 +113,9 @@ TEST(GpuBlas, Fp8GemmsAreTheH100Model) {
           y[i] = static_cast<__nv_fp8_storage_t>(sim::encode(value(), e4m3));
           yv[i] = static_cast<float>(sim::decode(y[i], e4m3));
         }
-        const DeviceBuffer<__nv_fp8_storage_t> dx = to_device(x), dy = to_device(y);
+        DeviceBuffer<__nv_fp8_storage_t> dx(x.size()), dy(y.size());
+        dx.upload(x, nullptr);
+        dy.upload(y, nullptr);
         DeviceBuffer<float> dd(static_cast<std::size_t>(m * n));
         MPSCOPE_CUDA_CHECK(cudaDeviceSynchronize());  // (the uploads ran on the legacy stream)
         try {
@@ -126,11 +128,7 @@ TEST(GpuBlas, Fp8GemmsAreTheH100Model) {
         std::vector<float> want(got.size());
         sim::tensor_core_gemm(sim::hopper_model(xf, e4m3, accumulation), sim::MatrixView::row_major(xv.data(), m, k),
                               sim::MatrixView::row_major(yv.data(), n, k).transposed(), sim::MatrixView{}, want);
-        std::size_t differ = 0, first = 0;
-        for (std::size_t i = 0; i < got.size(); ++i)
-          if (std::bit_cast<std::uint32_t>(got[i]) != std::bit_cast<std::uint32_t>(want[i]) && differ++ == 0) first = i;
-        EXPECT_EQ(differ, 0u) << "first at " << first << ": cuBLASLt " << got[first] << ", model " << want[first] << "\n"
-                              << blas.describe_plans();
+        EXPECT_EQ(differences(got, want, blas), "");
       }
     }
   }
