@@ -133,6 +133,8 @@ __global__ void blocks_kernel(const float* x, std::int64_t rows, std::int64_t le
 
 void quantize_blocks(const float* x, std::int64_t rows, std::int64_t length, const sim::BlockFormat& f,
                      const sim::BlockOptions& o, float* out, std::uint8_t* scale_bits, float* scratch, cudaStream_t s) {
+  if (f.scale == sim::ScaleKind::fp32)
+    throw GpuError("block quantization on the GPU: " + f.name + " (float32 scales) runs on the CPU for now");
   if (o.rounding == sim::ElementRounding::stochastic)
     throw GpuError("block quantization on the GPU: stochastic rounding draws from the CPU's random stream; run it on the CPU");
   Launch k{};

@@ -17,15 +17,26 @@ BlockFormat mx(const char* name, const Format& element, const char* description)
   return {name, element.with_overflow(Overflow::saturate), 32, ScaleKind::e8m0, description};
 }
 
-const std::array<BlockFormat, 6>& table() {
-  static const std::array<BlockFormat, 6> formats = {
+BlockFormat fp8_scaled(const char* name, const Format& element, std::int64_t block, std::int64_t rows, bool power_of_two,
+                       const char* description) {
+  return {name, element.with_overflow(Overflow::saturate), block, ScaleKind::fp32, description, rows, power_of_two};
+}
+
+const std::array<BlockFormat, 10>& table() {
+  static const std::array<BlockFormat, 10> formats = {
       mx("mxfp8_e4m3", e4m3fn(), "OCP MXFP8: 32 E4M3 values sharing an E8M0 scale"),
       mx("mxfp8_e5m2", e5m2(), "OCP MXFP8: 32 E5M2 values sharing an E8M0 scale"),
       mx("mxfp6_e3m2", fp6_e3m2(), "OCP MXFP6: 32 FP6 E3M2 values sharing an E8M0 scale"),
       mx("mxfp6_e2m3", fp6_e2m3(), "OCP MXFP6: 32 FP6 E2M3 values sharing an E8M0 scale"),
       mx("mxfp4_e2m1", fp4_e2m1(), "OCP MXFP4: 32 FP4 E2M1 values sharing an E8M0 scale"),
       BlockFormat{"nvfp4", fp4_e2m1(), 16, ScaleKind::e4m3_and_fp32,
-                  "NVIDIA NVFP4: 16 FP4 E2M1 values sharing an E4M3 scale, times a float32 scale per tensor"}};
+                  "NVIDIA NVFP4: 16 FP4 E2M1 values sharing an E4M3 scale, times a float32 scale per tensor"},
+      fp8_scaled("fp8_current_e4m3", e4m3fn(), 0, 0, false, "FP8 current scaling: E4M3, one float32 scale per tensor"),
+      fp8_scaled("fp8_current_e5m2", e5m2(), 0, 0, false, "FP8 current scaling: E5M2, one float32 scale per tensor"),
+      fp8_scaled("fp8_block_e4m3", e4m3fn(), 128, 1, true,
+                 "FP8 block scaling: E4M3, a power-of-two float32 scale per 1x128 block (activations, gradients)"),
+      fp8_scaled("fp8_block2d_e4m3", e4m3fn(), 128, 128, true,
+                 "FP8 block scaling: E4M3, a power-of-two float32 scale per 128x128 tile (weights)")};
   return formats;
 }
 
@@ -102,6 +113,14 @@ int ocp_shared_exponent(float amax, const Format& element) {
   return std::clamp(static_cast<int>(std::floor(l)) - element.emax(), -127, 127);
 }
 
+float fp32_scale(float amax, float max, bool power_of_two) {
+  if (std::isnan(amax) || std::isinf(amax) || amax == 0) return 1.0f;
+  float scale = max / amax;
+  if (std::isinf(scale)) scale = std::numeric_limits<float>::max();
+  if (power_of_two) scale = std::bit_cast<float>(std::bit_cast<std::uint32_t>(scale) & 0xFF800000u);
+  return scale;
+}
+
 std::uint8_t round_up_scale_bits(float amax, const Format& element) {
   const float inverse = 1.0f / static_cast<float>(element.max_finite());
   const float p = amax * inverse;  // (float32 arithmetic, as TransformerEngine's kernel)
@@ -121,11 +140,14 @@ BlockQuantized quantize_blocks(std::span<const float> x, std::int64_t rows, std:
   if (rows < 0 || length < 0 || static_cast<std::int64_t>(x.size()) != rows * length)
     throw std::invalid_argument("quantize_blocks: " + std::to_string(x.size()) + " values are not " + std::to_string(rows) +
                                 " rows of " + std::to_string(length));
-  const std::int64_t blocks = (length + f.block - 1) / f.block;
+  const std::int64_t width = f.block > 0 ? f.block : std::max<std::int64_t>(length, 1);
+  const std::int64_t height = f.block_rows > 0 ? f.block_rows : std::max<std::int64_t>(rows, 1);
   BlockQuantized q;
+  q.row_blocks = (rows + height - 1) / height;
+  q.blocks_per_row = (length + width - 1) / width;
   q.values.resize(x.size());
-  q.block_scales.resize(static_cast<std::size_t>(rows * blocks));
-  q.scale_bits.resize(q.block_scales.size());
+  q.block_scales.resize(static_cast<std::size_t>(q.row_blocks * q.blocks_per_row));
+  if (f.scale != ScaleKind::fp32) q.scale_bits.resize(q.block_scales.size());
   RandomStream random(o.seed);
   const Format& element = f.element;
   const double max = element.max_finite();
@@ -141,20 +163,25 @@ BlockQuantized quantize_blocks(std::span<const float> x, std::int64_t rows, std:
   }
   const Format scale_format = e4m3fn().with_overflow(Overflow::saturate);
 
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      const std::int64_t first = r * length + b * f.block, n = std::min(f.block, length - b * f.block);
-      const std::span<const float> in = x.subspan(static_cast<std::size_t>(first), static_cast<std::size_t>(n));
-      float* out = q.values.data() + first;
-      const auto at = static_cast<std::size_t>(r * blocks + b);
-      const float amax = block_amax(in);
-      // the element's value of x: x * to_element (exact in double), and back: element * to_value
+  for (std::int64_t rb = 0; rb < q.row_blocks; ++rb) {
+    const std::int64_t r0 = rb * height, nr = std::min(height, rows - r0);
+    for (std::int64_t b = 0; b < q.blocks_per_row; ++b) {
+      const std::int64_t c0 = b * width, n = std::min(width, length - c0);
+      const auto at = static_cast<std::size_t>(rb * q.blocks_per_row + b);
+      float amax = 0;
+      for (std::int64_t r = r0; r < r0 + nr && !std::isnan(amax); ++r) {
+        const float a = block_amax(x.subspan(static_cast<std::size_t>(r * length + c0), static_cast<std::size_t>(n)));
+        amax = std::isnan(a) ? a : std::max(amax, a);
+      }
+      // the element's value of x: x * to_element, and back: element * to_value
       double to_element = 0, to_value = 0;
       bool invalid = std::isnan(amax) || std::isinf(amax);
+      bool float32_product = true;  // x * to_element rounded to float32, as the GPU kernels compute it
       if (f.scale == ScaleKind::e8m0) {
         int shared = 0;
         if (o.rule == ScaleRule::ocp) {
           shared = invalid ? 0 : ocp_shared_exponent(amax, element);
+          float32_product = false;  // (exact: a power of two)
         } else {
           const std::uint8_t bits = round_up_scale_bits(amax, element);
           invalid = invalid || bits == 0xFF;
@@ -164,7 +191,7 @@ BlockQuantized quantize_blocks(std::span<const float> x, std::int64_t rows, std:
         q.block_scales[at] = invalid ? nan : std::ldexp(1.0f, shared);
         to_element = std::ldexp(1.0, -shared);
         to_value = std::ldexp(1.0, shared);
-      } else {
+      } else if (f.scale == ScaleKind::e4m3_and_fp32) {
         // s_b = E4M3(amax / 6 * s_enc) (float32 arithmetic), elements x * (s_enc / s_b), values e * s_b / s_enc
         const float s_dec = amax / static_cast<float>(max) * s_enc;
         const std::uint64_t bits = invalid ? scale_format.nan_bits() : encode(s_dec, scale_format);
@@ -173,20 +200,30 @@ BlockQuantized quantize_blocks(std::span<const float> x, std::int64_t rows, std:
         q.block_scales[at] = static_cast<float>(s);
         to_element = s > 0 ? static_cast<double>(static_cast<float>(s_enc / static_cast<float>(s))) : 0.0;
         to_value = s / static_cast<double>(s_enc);
+      } else {
+        // (a NaN amax gives scale 1, as TE's; its NaN values stay NaN through the element rounding)
+        invalid = false;
+        const float scale = fp32_scale(amax, static_cast<float>(max), f.power_of_two);
+        const float inverse = 1.0f / scale;
+        q.block_scales[at] = inverse;
+        to_element = scale;
+        to_value = inverse;
       }
-      for (std::int64_t i = 0; i < n; ++i) {
-        const float v = in[static_cast<std::size_t>(i)];
-        if (invalid) {
-          out[i] = nan;
-          continue;
+      for (std::int64_t r = r0; r < r0 + nr; ++r) {
+        for (std::int64_t i = 0; i < n; ++i) {
+          const auto k = static_cast<std::size_t>(r * length + c0 + i);
+          const float v = x[k];
+          if (invalid) {
+            q.values[k] = nan;
+            continue;
+          }
+          double scaled = static_cast<double>(v) * to_element;
+          if (float32_product) scaled = static_cast<float>(scaled);
+          q.saturated += std::fabs(scaled) > max ? 1 : 0;
+          const double e = round_element(scaled, element, o.rounding, random);
+          q.values[k] = static_cast<float>(e * to_value);
+          q.underflows += v != 0 && q.values[k] == 0 ? 1 : 0;
         }
-        // MX: exact; NVFP4 and the round-up rule multiply in float32 as the GPU kernels do
-        double scaled = static_cast<double>(v) * to_element;
-        if (f.scale != ScaleKind::e8m0 || o.rule == ScaleRule::round_up) scaled = static_cast<float>(scaled);
-        q.saturated += std::fabs(scaled) > max ? 1 : 0;
-        const double e = round_element(scaled, element, o.rounding, random);
-        out[i] = static_cast<float>(e * to_value);
-        q.underflows += v != 0 && out[i] == 0 ? 1 : 0;
       }
     }
   }

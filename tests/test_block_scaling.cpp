@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "sim/block_scaling.hpp"
@@ -183,7 +184,64 @@ TEST(BlockScaling, PartialBlocksNonFiniteAndErrors) {
   EXPECT_THROW(block_format("mxfp5"), std::invalid_argument);
   EXPECT_THROW(parse_scale_rule("floor"), std::invalid_argument);
   EXPECT_THROW(parse_element_rounding("up"), std::invalid_argument);
-  EXPECT_EQ(block_formats().size(), 6u);
+  EXPECT_EQ(block_formats().size(), 10u);
+}
+
+// FP8 with float32 scales, as TransformerEngine computes them: scale = max / amax (a power of two, rounded down, for
+// block scaling), elements x * scale rounded to E4M3/E5M2, values element * (1 / scale).
+TEST(BlockScaling, Fp8CurrentAndBlockScales) {
+  EXPECT_EQ(fp32_scale(10.0f, 448.0f, false), 44.8f);
+  EXPECT_EQ(fp32_scale(10.0f, 448.0f, true), 32.0f);
+  EXPECT_EQ(fp32_scale(0.0f, 448.0f, false), 1.0f);
+  EXPECT_EQ(fp32_scale(INFINITY, 448.0f, true), 1.0f);
+  EXPECT_EQ(fp32_scale(NAN, 448.0f, false), 1.0f);
+  EXPECT_EQ(fp32_scale(1e-45f, 448.0f, false), std::numeric_limits<float>::max());  // the quotient overflows
+  EXPECT_EQ(fp32_scale(1e-45f, 448.0f, true), 0x1p127f);
+
+  // current scaling: one scale for the whole tensor; its largest value lands on E4M3's largest, 448
+  std::vector<float> x(3 * 50);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = std::sin(static_cast<float>(i)) * 3.0f;
+  x[77] = -10.0f;
+  const BlockQuantized current = quantize_blocks(x, 3, 50, block_format("fp8_current_e4m3"));
+  ASSERT_EQ(current.block_scales.size(), 1u);
+  EXPECT_TRUE(current.scale_bits.empty());
+  EXPECT_EQ(current.block_scales[0], 1.0f / 44.8f);
+  EXPECT_EQ(current.values[77], static_cast<float>(-448.0 * static_cast<double>(1.0f / 44.8f)));
+  EXPECT_EQ(current.saturated, 0);
+
+  // 1x128 blocks: per row, 128 values each (300 = 128 + 128 + 44), power-of-two scales with amax * scale in (224, 448]
+  std::vector<float> rows(2 * 300);
+  for (std::size_t i = 0; i < rows.size(); ++i) rows[i] = std::cos(static_cast<float>(i)) * std::ldexp(1.0f, static_cast<int>(i / 100) - 3);
+  const BlockQuantized blocks = quantize_blocks(rows, 2, 300, block_format("fp8_block_e4m3"));
+  ASSERT_EQ(blocks.row_blocks, 2);
+  ASSERT_EQ(blocks.blocks_per_row, 3);
+  for (std::int64_t r = 0; r < 2; ++r)
+    for (std::int64_t b = 0; b < 3; ++b) {
+      float amax = 0;
+      for (std::int64_t i = b * 128; i < std::min<std::int64_t>(300, (b + 1) * 128); ++i)
+        amax = std::max(amax, std::fabs(rows[static_cast<std::size_t>(r * 300 + i)]));
+      const float scale = 1.0f / blocks.block_scales[static_cast<std::size_t>(r * 3 + b)];
+      EXPECT_EQ(scale, std::exp2(std::floor(std::log2(scale)))) << "a power of two";
+      EXPECT_LE(amax * scale, 448.0f);
+      EXPECT_GT(amax * scale, 224.0f);
+    }
+
+  // 128x128 tiles: a large value raises the scale of its own tile only; a NaN tile keeps scale 1 and its NaN
+  std::vector<float> w(200 * 130, 0.5f);
+  w[150 * 130 + 3] = 100.0f;  // tile (1, 0)
+  w[150 * 130 + 5] = 104.0f;
+  w[10 * 130 + 129] = NAN;    // tile (0, 1)
+  const BlockQuantized tiles = quantize_blocks(w, 200, 130, block_format("fp8_block2d_e4m3"));
+  ASSERT_EQ(tiles.block_scales.size(), 4u);
+  EXPECT_EQ(tiles.block_scales[0], 1.0f / 512.0f);  // 448 / 0.5 = 896 -> 512
+  EXPECT_EQ(tiles.block_scales[1], 1.0f);           // NaN amax
+  EXPECT_EQ(tiles.block_scales[2], 1.0f / 4.0f);    // 448 / 104 = 4.3 -> 4
+  EXPECT_EQ(tiles.block_scales[3], 1.0f / 512.0f);
+  EXPECT_EQ(tiles.values[150 * 130 + 3], 96.0f);    // 400 lies between E4M3's 384 and 416: a tie, to even
+  EXPECT_EQ(tiles.values[150 * 130 + 5], 104.0f);   // 416
+  EXPECT_EQ(tiles.values[150 * 130 + 4], 0.5f);
+  EXPECT_TRUE(std::isnan(tiles.values[10 * 130 + 129]));
+  EXPECT_EQ(tiles.values[10 * 130 + 128], 0.5f);
 }
 
 }  // namespace

@@ -232,6 +232,17 @@ TEST_F(Cli, QuantizeInBlocksAlongAnAxis) {
       ASSERT_EQ(q0.values<float>()[row * 40 + c], by_column.values[c * 3 + row]) << row << "," << c;
   EXPECT_EQ(read_npy(path("s0.npy")).shape, (std::vector<std::int64_t>{1, 40}));
 
+  // FP8 block scaling: float32 scales (1 / scale), one per 1x128 block; current scaling: one for the tensor
+  r = run("quantize -f fp8_block_e4m3 --scales " + path("sb.npy") + " " + path("x.npy") + " " + path("qb.npy"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  const NpyArray sb = read_npy(path("sb.npy"));
+  EXPECT_EQ(sb.shape, (std::vector<std::int64_t>{3, 1}));
+  EXPECT_EQ(sb.values<float>()[0], quantize_blocks(x, 3, 40, block_format("fp8_block_e4m3")).block_scales[0]);
+  r = run("quantize -f fp8_current_e5m2 --scales " + path("sc.npy") + " " + path("x.npy") + " " + path("qc.npy"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "one scale for the whole tensor")) << r.err;
+  EXPECT_EQ(read_npy(path("sc.npy")).shape, (std::vector<std::int64_t>{1, 1}));
+
   r = run("quantize -f nvfp4 --scale-rule ocp " + path("x.npy") + " " + path("e1.npy"));
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "--scale-rule: nvfp4 has E4M3 block scales")) << r.err;

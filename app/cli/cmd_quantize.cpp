@@ -34,6 +34,15 @@ std::string compact(double v) {
   return buf;
 }
 
+std::string blocks_text(const sim::BlockFormat& f, const sim::BlockQuantized& q, int axis) {
+  const std::string count = std::to_string(q.row_blocks * q.blocks_per_row);
+  if (f.block == 0) return "one scale for the whole tensor";
+  if (f.block_rows != 1)
+    return count + " tiles of " + std::to_string(f.block_rows) + " rows x " + std::to_string(f.block) + " along axis " +
+           std::to_string(axis) + " (rows: the other axes)";
+  return count + " blocks of " + std::to_string(f.block) + " along axis " + std::to_string(axis);
+}
+
 std::string block_format_names() {
   std::string names;
   for (const sim::BlockFormat& f : sim::block_formats()) names += (names.empty() ? "" : ", ") + f.name;
@@ -114,15 +123,27 @@ void run_block_quantize(const QuantizeOptions& o) {
       const double d = static_cast<double>(q.values[at]) - static_cast<double>(lines[at]);
       if (std::isfinite(d)) squared += d * d;
     }
-  const std::int64_t blocks = length == 0 ? 0 : (length + f.block - 1) / f.block;
-  if (!o.scales.empty()) {  // the scale bytes in the array's shape, the blocked axis counting blocks
-    std::vector<std::uint8_t> bytes(q.scale_bits.size());
-    for (std::int64_t r = 0; r < rows; ++r)
-      for (std::int64_t b = 0; b < blocks; ++b)
-        bytes[static_cast<std::size_t>((r / after * blocks + b) * after + r % after)] = q.scale_bits[static_cast<std::size_t>(r * blocks + b)];
+  const std::int64_t blocks = q.blocks_per_row;
+  const bool per_row = f.block > 0 && f.block_rows == 1;  // scales in the array's shape, the axis counting blocks
+  if (!o.scales.empty()) {
+    // E8M0 or E4M3 bytes; float32 scales (FP8 current and block scaling) as the float32 1 / scale
+    const auto place = [&](auto& target, const auto& source) {
+      for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t b = 0; b < blocks; ++b)
+          target[static_cast<std::size_t>((r / after * blocks + b) * after + r % after)] = source[static_cast<std::size_t>(r * blocks + b)];
+    };
     std::vector<std::int64_t> shape = in.shape;
     shape[static_cast<std::size_t>(axis)] = blocks;
-    sim::write_npy(o.scales, sim::NpyArray::from<std::uint8_t>(bytes, shape));
+    if (!per_row) shape = {q.row_blocks, q.blocks_per_row};
+    if (f.scale == sim::ScaleKind::fp32) {
+      std::vector<float> scales = q.block_scales;
+      if (per_row) place(scales, q.block_scales);
+      sim::write_npy(o.scales, sim::NpyArray::from<float>(scales, shape));
+    } else {
+      std::vector<std::uint8_t> bytes(q.scale_bits.size());
+      place(bytes, q.scale_bits);
+      sim::write_npy(o.scales, sim::NpyArray::from<std::uint8_t>(bytes, shape));
+    }
   }
   sim::write_npy(o.output, sim::NpyArray::from<float>(out, in.shape));
 
@@ -131,7 +152,7 @@ void run_block_quantize(const QuantizeOptions& o) {
     if (std::isfinite(s) && s > 0) scale_min = std::min(scale_min, s), scale_max = std::max(scale_max, s);
   const auto n = static_cast<std::int64_t>(values.size());
   std::cerr << "quantized " << n << " values " << in.shape_string() << (narrowed ? " (float64, rounded to float32 first)" : "")
-            << " to " << f.name << ": " << rows * blocks << " blocks of " << f.block << " along axis " << axis
+            << " to " << f.name << ": " << blocks_text(f, q, axis)
             << (f.scale == sim::ScaleKind::e8m0 ? ", scale rule " + std::string(sim::to_string(options.rule)) : "")
             << ", elements rounded " << sim::to_string(options.rounding) << ", in " << seconds * 1e3 << " ms\n"
             << "  underflows (nonzero -> 0)     " << share(q.underflows, n) << "\n"
@@ -141,7 +162,10 @@ void run_block_quantize(const QuantizeOptions& o) {
   if (f.scale == sim::ScaleKind::e4m3_and_fp32) std::cerr << "  tensor scale                  " << q.tensor_scale << "\n";
   if (!o.scales.empty())
     std::cerr << "  scales written to " << o.scales << " ("
-              << (f.scale == sim::ScaleKind::e8m0 ? "E8M0 bytes: biased exponents, 2^(byte - 127)" : "E4M3 bytes") << ")\n";
+              << (f.scale == sim::ScaleKind::e8m0   ? "E8M0 bytes: biased exponents, 2^(byte - 127)"
+                  : f.scale == sim::ScaleKind::fp32 ? "float32 1 / scale: value = element x it"
+                                                    : "E4M3 bytes")
+              << ")\n";
 }
 
 void run_quantize(const QuantizeOptions& o) {
