@@ -213,9 +213,15 @@ NpyArray parse_npy(std::span<const std::byte> file, std::string_view name) {
   if (header_value(header, "fortran_order", name) != "False")
     fail(name, "Fortran-order arrays are not supported; save with np.ascontiguousarray(arr)");
   a.shape = parse_shape(header_value(header, "shape", name), name);
+  // (checked: a header may claim any shape; the product and the byte count must not wrap around)
+  std::int64_t elements = 1, bytes = 0;
+  for (const std::int64_t d : a.shape)
+    if (__builtin_mul_overflow(elements, d, &elements)) fail(name, "shape " + a.shape_string() + " holds more than 2^63 values");
+  if (__builtin_mul_overflow(elements, static_cast<std::int64_t>(item_size(a.dtype)), &bytes))
+    fail(name, "shape " + a.shape_string() + " of " + std::string(to_string(a.dtype)) + " needs more than 2^63 bytes");
 
   const std::size_t data_start = header_start + header_len;
-  const auto expected = static_cast<std::size_t>(a.size()) * item_size(a.dtype);
+  const auto expected = static_cast<std::size_t>(bytes);
   if (file.size() - data_start < expected)
     fail(name, "truncated data: shape " + a.shape_string() + " of " + std::string(to_string(a.dtype)) + " needs " +
                    std::to_string(expected) + " bytes, the file has " + std::to_string(file.size() - data_start));

@@ -94,6 +94,12 @@ TEST(Npy, ErrorsNameTheFileAndTheProblem) {
   EXPECT_NE(error_of([] { parse_npy(npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", 8), "t.npy"); })
                 .find("truncated data"),
             std::string::npos);
+  // shapes whose product (or byte count) wraps around 2^64: refused, not read as a small array (issue 17)
+  for (const char* shape : {"(4294967296, 4294967296, 2)", "(3037000500, 3037000500)", "(9223372036854775807,)"}) {
+    const std::string header = std::string("{'descr': '<f4', 'fortran_order': False, 'shape': ") + shape + ", }";
+    const std::string e = error_of([&] { parse_npy(npy_bytes(header, 16), "huge.npy"); });
+    EXPECT_TRUE(e.find("huge.npy: shape") != std::string::npos && e.find("more than 2^63") != std::string::npos) << shape << ": " << e;
+  }
   const std::vector<std::byte> junk(20, std::byte{'x'});
   EXPECT_NE(error_of([&] { parse_npy(junk, "j.npy"); }).find("not an NPY file"), std::string::npos);
   EXPECT_NE(error_of([] { read_npy("/nonexistent/x.npy"); }).find("cannot open"), std::string::npos);
