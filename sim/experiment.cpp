@@ -34,26 +34,45 @@ DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
     if (v < 0) o.fail(key, "must not be negative");
     return v;
   };
+  // A generated dataset holds at most 2^31 values: the product of its sizes, checked without overflowing, and the
+  // error naming `key` with the product written out (a dataset that large would not fit in memory anyway).
+  const auto at_most_2_31_values = [&](const std::string& key, std::initializer_list<std::pair<const char*, std::int64_t>> sizes) {
+    std::int64_t values = 1;
+    std::string product, factors;
+    for (const auto& [name, v] : sizes) {
+      product += (product.empty() ? "" : " * ") + std::string(name);
+      factors += (factors.empty() ? "" : " * ") + std::to_string(v);
+    }
+    for (const auto& [name, v] : sizes) {
+      if (values > (std::int64_t{1} << 31) / v) o.fail(key, product + " = " + factors + " is more than 2^31 values");
+      values *= v;
+    }
+  };
   if (d.source == "spiral") {
     d.classes = positive("classes", 3);
     d.points_per_class = positive("points_per_class", 300);
     d.noise = non_negative("noise", 0.2);
+    at_most_2_31_values("points_per_class", {{"classes", d.classes}, {"points_per_class", d.points_per_class}, {"2 features", 2}});
   } else if (d.source == "circles") {
     d.points = positive("points", 600);
     d.noise = non_negative("noise", 0.05);
     d.factor = non_negative("factor", 0.5);
+    at_most_2_31_values("points", {{"points", d.points}, {"2 features", 2}});
   } else if (d.source == "xor") {
     d.points = positive("points", 600);
     d.noise = non_negative("noise", 0.05);
+    at_most_2_31_values("points", {{"points", d.points}, {"2 features", 2}});
   } else if (d.source == "blobs") {
     d.classes = positive("classes", 3);
     d.points_per_class = positive("points_per_class", 200);
     d.features = positive("features", 2);
     d.spread = non_negative("spread", 1.0);
+    at_most_2_31_values("points_per_class", {{"classes", d.classes}, {"points_per_class", d.points_per_class}, {"features", d.features}});
   } else if (d.source == "sine") {
     d.points = positive("points", 600);
     d.noise = non_negative("noise", 0.05);
     d.amplitude = o.number("amplitude", 1.0);
+    at_most_2_31_values("points", {{"points", d.points}});
   } else if (d.source == "images") {
     d.classes = positive("classes", 4);
     if (d.classes < 2 || d.classes > max_image_classes)
@@ -65,15 +84,8 @@ DataConfig parse_data(JsonObject o, const std::filesystem::path& base) {
     for (const auto& [key, v] : {std::pair{"height", d.height}, std::pair{"width", d.width}})
       if (v < 4) o.fail(key, "must be at least 4, got " + std::to_string(v));
     d.noise = non_negative("noise", 0.1);
-    std::int64_t values = 1;  // make_images refuses more than 2^31 values: say so here, naming the keys
-    for (const std::int64_t f : {d.classes, d.points_per_class, d.channels, d.height, d.width}) {
-      if (values > (std::int64_t{1} << 31) / f)
-        o.fail("points_per_class", "classes * points_per_class * channels * height * width = " +
-                                       std::to_string(d.classes) + " * " + std::to_string(d.points_per_class) + " * " +
-                                       std::to_string(d.channels) + " * " + std::to_string(d.height) + " * " +
-                                       std::to_string(d.width) + " is more than 2^31 values");
-      values *= f;
-    }
+    at_most_2_31_values("points_per_class", {{"classes", d.classes}, {"points_per_class", d.points_per_class},
+                                             {"channels", d.channels}, {"height", d.height}, {"width", d.width}});
   } else if (d.source == "tokens") {
     d.task = o.choice("task", token_tasks, "markov");
     d.vocab_size = positive("vocab_size", 16);

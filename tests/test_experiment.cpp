@@ -264,6 +264,18 @@ TEST(Experiment, ImagesSource) {
             std::string::npos)
       << big;
   EXPECT_NE(error_with({{"source", "spiral"}, {"channels", 3}}).find("data.channels: unknown key"), std::string::npos);
+  // generated datasets of any source: sizes whose product overflows are refused, not crashed on (issue 17)
+  const std::int64_t two_32 = std::int64_t{1} << 32;
+  const std::string spiral = error_with({{"source", "spiral"}, {"classes", two_32}, {"points_per_class", two_32}});
+  EXPECT_NE(spiral.find("data.points_per_class: classes * points_per_class * 2 features = 4294967296 * 4294967296 * 2 "
+                        "is more than 2^31 values"),
+            std::string::npos)
+      << spiral;
+  EXPECT_NE(error_with({{"source", "blobs"}, {"features", two_32}}).find("data.points_per_class: classes * points_per_class "
+                                                                         "* features"),
+            std::string::npos);
+  for (const char* source : {"circles", "xor", "sine"})
+    EXPECT_NE(error_with({{"source", source}, {"points", two_32}}).find("data.points: points"), std::string::npos) << source;
 }
 
 TEST(Experiment, JsonSyntaxErrorsGiveLineAndColumn) {
