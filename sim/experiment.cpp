@@ -162,8 +162,10 @@ OptimizerConfig parse_optimizer(JsonObject o) {
   c.lr = o.number("lr", type == "sgd" ? 0.1 : 0.001);
   if (c.lr < 0) o.fail("lr", "must not be negative");
   c.weight_decay = o.number("weight_decay", type == "adamw" ? 0.01 : 0.0);
+  if (!(c.weight_decay >= 0)) o.fail("weight_decay", "must not be negative (PyTorch refuses it too)");
   if (type == "sgd") {
     c.momentum = o.number("momentum", 0.0);
+    if (!(c.momentum >= 0)) o.fail("momentum", "must not be negative (PyTorch refuses it too)");
     c.dampening = o.number("dampening", 0.0);
     c.nesterov = o.boolean("nesterov", false);
     if (c.nesterov && (c.momentum <= 0 || c.dampening != 0))
@@ -177,6 +179,7 @@ OptimizerConfig parse_optimizer(JsonObject o) {
       if (c.beta1 < 0 || c.beta1 >= 1 || c.beta2 < 0 || c.beta2 >= 1) o.fail("betas", "each must be in [0, 1)");
     }
     c.eps = o.number("eps", 1e-8);
+    if (!(c.eps >= 0)) o.fail("eps", "must not be negative (PyTorch refuses it too)");
   }
   if (o.has("schedule")) {
     JsonObject s = o.object("schedule");

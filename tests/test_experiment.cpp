@@ -87,6 +87,14 @@ TEST(Experiment, ErrorsNameTheKeyPath) {
   j = base();
   j["optimizer"]["lr"] = "fast";
   EXPECT_NE(error_of(j).find("optimizer.lr: expected a number, found a string"), std::string::npos);
+  // what PyTorch's optimizers refuse (issue 17: negative momentum, weight decay and eps were accepted)
+  for (const auto& [type, key] : {std::pair{"sgd", "momentum"}, std::pair{"sgd", "weight_decay"},
+                                  std::pair{"adam", "eps"}, std::pair{"adamw", "weight_decay"}}) {
+    j = base();
+    j["optimizer"] = {{"type", type}, {key, -0.5}};
+    EXPECT_NE(error_of(j).find(std::string("optimizer.") + key + ": must not be negative"), std::string::npos)
+        << type << ": " << error_of(j);
+  }
   j = base();
   j["steps"] = 2.5;
   EXPECT_NE(error_of(j).find("steps: expected an integer"), std::string::npos);
