@@ -1,6 +1,7 @@
 #include "sim/experiment.hpp"
 
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -212,14 +213,16 @@ LossScaleConfig parse_loss_scale(JsonObject o) {
     c.growth_factor = o.number("growth_factor", 2.0);
     c.backoff_factor = o.number("backoff_factor", 0.5);
     c.growth_interval = o.integer("growth_interval", 2000);
-    c.hysteresis = static_cast<int>(o.integer("hysteresis", 1));
+    const std::int64_t hysteresis = o.integer("hysteresis", 1);
+    if (hysteresis < 1 || hysteresis > std::numeric_limits<int>::max())
+      o.fail("hysteresis", "must be 1.." + std::to_string(std::numeric_limits<int>::max()) + ", got " + std::to_string(hysteresis));
+    c.hysteresis = static_cast<int>(hysteresis);
     c.min_scale = o.number("min_scale", 0.0);
     if (o.has("max_scale")) c.max_scale = o.number("max_scale");
     if (c.init_scale <= 0) o.fail("init_scale", "must be positive");
     if (c.growth_factor < 1) o.fail("growth_factor", "must be at least 1");
     if (c.backoff_factor <= 0 || c.backoff_factor >= 1) o.fail("backoff_factor", "must be in (0, 1)");
     if (c.growth_interval <= 0) o.fail("growth_interval", "must be positive");
-    if (c.hysteresis < 1) o.fail("hysteresis", "must be at least 1");
   }
   o.finish();
   return c;
@@ -300,9 +303,12 @@ LaneSpec parse_lane(JsonObject o, const OptimizerConfig& optimizer, std::uint64_
     l.recipe.fp8_accumulation = parse_fp8_accumulation(f.choice("accumulation", {"promoted", "fast"}, "promoted"));
     if (f.has("accumulation") && l.recipe.mma != Accumulation::h100)
       f.fail("accumulation", "describes the h100 model's FP8 GEMMs (\"mma\": \"h100\"); with \"mma\": \"fp32\" they sum in float32");
-    l.fp8_history = static_cast<int>(f.integer("history", 1024));
-    l.fp8_margin = static_cast<int>(f.integer("margin", 0));
-    if (l.fp8_history < 1) f.fail("history", "must be at least 1");
+    // (checked before narrowing: 2^32 + 1 must not become 1; a history is held per scaled tensor)
+    const std::int64_t history = f.integer("history", 1024), margin = f.integer("margin", 0);
+    if (history < 1 || history > 65536) f.fail("history", "must be 1..65536 steps, got " + std::to_string(history));
+    if (margin < -127 || margin > 127) f.fail("margin", "must be -127..127 (scales of 2^-margin), got " + std::to_string(margin));
+    l.fp8_history = static_cast<int>(history);
+    l.fp8_margin = static_cast<int>(margin);
     f.finish();
   }
   const std::string problem = check_recipe(l.recipe);  // "key: what is wrong"

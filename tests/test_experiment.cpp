@@ -95,6 +95,16 @@ TEST(Experiment, ErrorsNameTheKeyPath) {
     EXPECT_NE(error_of(j).find(std::string("optimizer.") + key + ": must not be negative"), std::string::npos)
         << type << ": " << error_of(j);
   }
+  // integers checked before narrowing to int (issue 17: 2^32 + 1 became 1)
+  j = base();
+  j["lanes"][1]["loss_scale"]["hysteresis"] = (std::int64_t{1} << 32) + 1;
+  EXPECT_NE(error_of(j).find("lanes[1].loss_scale.hysteresis: must be 1..2147483647, got 4294967297"), std::string::npos)
+      << error_of(j);
+  j = base();
+  j["lanes"][1] = {{"name", "f8"}, {"recipe", "fp8"}, {"fp8", {{"history", (std::int64_t{1} << 32) + 1}}}};
+  EXPECT_NE(error_of(j).find("lanes[1].fp8.history: must be 1..65536 steps, got 4294967297"), std::string::npos) << error_of(j);
+  j["lanes"][1]["fp8"] = {{"margin", 200}};
+  EXPECT_NE(error_of(j).find("lanes[1].fp8.margin: must be -127..127"), std::string::npos) << error_of(j);
   j = base();
   j["steps"] = 2.5;
   EXPECT_NE(error_of(j).find("steps: expected an integer"), std::string::npos);
