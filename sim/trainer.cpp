@@ -147,7 +147,9 @@ TrainResult train(const Experiment& e, const Prepared& p, analysis::RunWriter* w
   }
 
   const int hardware = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = options.threads > 0 ? options.threads : std::min(static_cast<int>(lanes.size()), hardware);
+  // one lane per task: more threads than lanes would only wait (and --threads 100000 must not start 100000)
+  const int lane_count = static_cast<int>(lanes.size());
+  const int threads = std::min(options.threads > 0 ? options.threads : hardware, lane_count);
   WorkerPool pool(threads > 1 ? threads : 0);
   Batcher batcher(p.data, e.batch_size, e.seed);
   const Batch everything = p.data.all();

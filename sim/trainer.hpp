@@ -26,7 +26,7 @@ class StepGate {
 };
 
 struct TrainOptions {
-  int threads = 0;  // 0: one per lane, at most the hardware's
+  int threads = 0;  // 0: one per lane, at most the hardware's; never more than one per lane
   // After every step: steps done, steps planned.
   std::function<void(std::int64_t, std::int64_t)> progress;
   const std::atomic<bool>* stop = nullptr;  // when it turns true: finish the step, record, stop

@@ -100,6 +100,10 @@ TEST_F(CliRun, BadExperimentsExitTwoAndLeaveNoRunFile) {
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "--lanes: no lane 'fp99'"));
   EXPECT_FALSE(fs::exists(path("exp.mpscope")));
+  r = run("run --threads -3 " + path("exp.json"));  // (issue 17: a thread count is bounded and checked)
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "--threads: Value -3 not in range 0 to 4096")) << r.err;
+  EXPECT_FALSE(fs::exists(path("exp.mpscope")));
 }
 
 TEST_F(CliRun, GpuLanesWithoutAGpuStopBeforeTrainingOrFallBack) {

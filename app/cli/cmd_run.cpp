@@ -195,7 +195,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-o,--out", o->out, "Run file (default: beside the experiment, named after it, .mpscope)");
   cmd->add_option("--steps", o->steps, "Train this many steps instead of the experiment's");
   cmd->add_option("--lanes", o->lanes, "Only these lanes (comma-separated names)");
-  cmd->add_option("--threads", o->threads, "Worker threads (default: one per lane, at most the cores)");
+  cmd->add_option("--threads", o->threads, "Worker threads (default: one per lane, at most the cores; never more than "
+                                           "one per lane)")
+      ->check(CLI::Range(0, 4096));
   cmd->add_option("--fallback", o->fallback, "cpu: run GPU lanes emulated when no CUDA device is usable")
       ->check(CLI::IsMember({"cpu"}));
   cmd->add_flag("--force", o->force, "Replace the run file if it exists");
