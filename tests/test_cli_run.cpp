@@ -100,6 +100,18 @@ TEST_F(CliRun, BadExperimentsExitTwoAndLeaveNoRunFile) {
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "--lanes: no lane 'fp99'"));
   EXPECT_FALSE(fs::exists(path("exp.mpscope")));
+  // --force replaces a regular file that is no input of the command, nothing else (issue 17: it deleted the
+  // experiment itself, and replaced empty directories)
+  const std::string experiment = slurp(path("exp.json"));
+  r = run("run --force --out " + path("exp.json") + " " + path("exp.json"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "the output would overwrite the input")) << r.err;
+  EXPECT_EQ(slurp(path("exp.json")), experiment);
+  fs::create_directory(path("empty.mpscope"));
+  r = run("run --force --out " + path("empty.mpscope") + " " + path("exp.json"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "exists and is not a regular file")) << r.err;
+  EXPECT_TRUE(fs::is_directory(path("empty.mpscope")));
   r = run("run --threads -3 " + path("exp.json"));  // (issue 17: a thread count is bounded and checked)
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "--threads: Value -3 not in range 0 to 4096")) << r.err;

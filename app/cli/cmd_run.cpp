@@ -9,6 +9,7 @@
 
 #include "app/common/backends.hpp"
 #include "app/cli/commands.hpp"
+#include "app/cli/files.hpp"
 #include "app/cli/table.hpp"
 #include "app/cli/terminal.hpp"
 #include "sim/decimal.hpp"
@@ -139,10 +140,7 @@ int run(const RunOptions& o) {
     out = std::filesystem::path(o.experiment);
     out.replace_extension(".mpscope");
   }
-  const std::filesystem::path dir = out.has_parent_path() ? out.parent_path() : std::filesystem::path(".");
-  if (!std::filesystem::is_directory(dir)) throw InputError(out.string() + ": directory " + dir.string() + " does not exist");
-  if (std::filesystem::exists(out) && !o.force)
-    throw InputError(out.string() + " already exists (use --force to replace it, or --out)");
+  check_output(out, o.force, {o.experiment}, "use --force to replace it, or --out");
 
   analysis::RunHeader header;
   header.experiment_json = e.given.dump(2);
