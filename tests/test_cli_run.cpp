@@ -168,6 +168,15 @@ TEST_F(CliRun, InfoAndExport) {
   EXPECT_TRUE(slurp(path("layers.csv")).starts_with("lane,step,layer,name,weight_distance,grad_cosine,lost_updates\nfp32,0,1,layer1,"));
   r = run("export " + path("exp.mpscope") + " --table events");
   EXPECT_EQ(r.status, 0);
+  // the temporary file is a fresh name (issue 17: an existing OUT.tmp was overwritten); a device is no output
+  std::ofstream(path("steps.csv.tmp")) << "precious";
+  r = run("export " + path("exp.mpscope") + " --out " + path("steps.csv"));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(slurp(path("steps.csv.tmp")), "precious");
+  EXPECT_TRUE(slurp(path("steps.csv")).starts_with("lane,step,"));
+  r = run("export " + path("exp.mpscope") + " --force --out /dev/full");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "/dev/full exists and is not a regular file")) << r.err;
 
   r = run("export " + path("exp.mpscope") + " --lane nope");
   EXPECT_EQ(r.status, 2);

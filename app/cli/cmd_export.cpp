@@ -3,6 +3,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
 #include "analysis/run_store.hpp"
@@ -85,14 +86,23 @@ void run_export(const ExportOptions& o) {
     return;
   }
   check_output(o.out, o.force, {o.run});
-  const std::string tmp = o.out + ".tmp";
-  {
+  // a fresh temporary name beside OUT (never a file that exists: "OUT.tmp" was overwritten before), renamed into
+  // place only when every byte is written; removed on any failure
+  std::random_device random;
+  std::filesystem::path tmp;
+  do tmp = o.out + ".tmp-" + std::to_string(random()); while (std::filesystem::exists(tmp));
+  try {
     std::ofstream f(tmp);
     if (!f) throw InputError(o.out + ": cannot write");
     write_table(f, columns, rows, o.format);
-    if (!f) throw std::runtime_error(o.out + ": write failed");
+    f.close();
+    if (!f) throw std::runtime_error(o.out + ": write failed (disk full?)");
+    std::filesystem::rename(tmp, o.out);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
   }
-  std::filesystem::rename(tmp, o.out);
   std::cerr << rows.size() << " rows -> " << o.out << "\n";
 }
 
