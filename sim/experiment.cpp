@@ -331,7 +331,8 @@ Experiment parse_experiment(const json& j, const std::filesystem::path& base_dir
   e.name = o.text("name", "experiment");
   e.seed = static_cast<std::uint64_t>(o.integer("seed", 1));
   e.steps = o.integer("steps", 100);
-  if (e.steps <= 0) o.fail("steps", "must be positive");
+  if (e.steps <= 0 || e.steps > max_steps)
+    o.fail("steps", "must be 1.." + std::to_string(max_steps) + ", got " + std::to_string(e.steps));
   e.batch_size = o.integer("batch_size", 64);
   if (e.batch_size <= 0) o.fail("batch_size", "must be positive");
   e.data = parse_data(o.object("data"), base_dir);

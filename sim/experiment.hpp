@@ -15,6 +15,10 @@
 
 namespace mpscope::sim {
 
+// The most steps a run may plan: far beyond any run of this tool, and a bound that keeps a typo (1e12) from
+// starting a run that would never end.
+constexpr std::int64_t max_steps = 1'000'000'000;
+
 struct DataConfig {
   std::string source = "spiral";  // spiral, circles, xor, blobs, sine, images, tokens, text, npz, csv
   std::int64_t classes = 3, points_per_class = 300, points = 600, features = 2;

@@ -112,6 +112,9 @@ TEST_F(CliRun, BadExperimentsExitTwoAndLeaveNoRunFile) {
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "exists and is not a regular file")) << r.err;
   EXPECT_TRUE(fs::is_directory(path("empty.mpscope")));
+  r = run("run --steps 99999999999999999999 " + path("exp.json"));  // (issue 17: was clamped to 2^63 - 1 and run)
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "--steps")) << r.err;
   r = run("run --threads -3 " + path("exp.json"));  // (issue 17: a thread count is bounded and checked)
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "--threads: Value -3 not in range 0 to 4096")) << r.err;

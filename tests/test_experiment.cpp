@@ -108,6 +108,8 @@ TEST(Experiment, ErrorsNameTheKeyPath) {
   j = base();
   j["steps"] = 2.5;
   EXPECT_NE(error_of(j).find("steps: expected an integer"), std::string::npos);
+  j["steps"] = std::int64_t{1'000'000'000'000};  // (issue 17: 1e12 steps started a run that would not end)
+  EXPECT_NE(error_of(j).find("steps: must be 1..1000000000, got 1000000000000"), std::string::npos) << error_of(j);
   j = base();
   j.erase("lanes");
   EXPECT_NE(error_of(j).find("lanes: is required"), std::string::npos);

@@ -191,7 +191,8 @@ void add_run_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Train an experiment's lanes in lockstep and record them into a run file");
   cmd->add_option("experiment", o->experiment, "Experiment file (JSON; see docs/experiments.md)")->required();
   cmd->add_option("-o,--out", o->out, "Run file (default: beside the experiment, named after it, .mpscope)");
-  cmd->add_option("--steps", o->steps, "Train this many steps instead of the experiment's");
+  cmd->add_option("--steps", o->steps, "Train this many steps instead of the experiment's")
+      ->check(CLI::Range(std::int64_t{1}, sim::max_steps));
   cmd->add_option("--lanes", o->lanes, "Only these lanes (comma-separated names)");
   cmd->add_option("--threads", o->threads, "Worker threads (default: one per lane, at most the cores; never more than "
                                            "one per lane)")
