@@ -43,10 +43,14 @@ Blas::Plan Blas::choose(Plan p, const std::string& what) {
   const std::size_t workspace = workspace_.size();
   MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                             sizeof workspace));
-  if (options_.one_pass_k) {  // only algorithms without a reduction: no split-K
+  if (options_.one_pass_k) {
+    // only algorithms without a reduction (no split-K), on the tensor cores: on an H200 a 1x10x4096 GEMM otherwise
+    // got a kernel (algorithm 13) that sums in another order than the mma chain
     const std::uint32_t none = CUBLASLT_REDUCTION_SCHEME_NONE;
     MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &none,
                                                               sizeof none));
+    const std::uint64_t no_fma = ~std::uint64_t{CUBLASLT_NUMERICAL_IMPL_FLAGS_FMA};
+    MPSCOPE_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_IMPL_MASK, &no_fma, sizeof no_fma));
   }
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
@@ -66,14 +70,19 @@ Blas::Plan Blas::choose(Plan p, const std::string& what) {
   };
   const std::uint32_t splits = config(CUBLASLT_ALGO_CONFIG_SPLITK_NUM);
   const std::uint32_t reduction = config(CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME);
-  if (options_.one_pass_k && (splits > 1 || reduction != CUBLASLT_REDUCTION_SCHEME_NONE)) {
+  std::uint64_t impl = 0;
+  std::size_t written = 0;
+  MPSCOPE_CUBLAS_CHECK(
+      cublasLtMatmulAlgoCapGetAttribute(&p.algo, CUBLASLT_ALGO_CAP_NUMERICAL_IMPL_FLAGS, &impl, sizeof impl, &written));
+  const bool fma = (impl & CUBLASLT_NUMERICAL_IMPL_FLAGS_OP_TYPE_MASK) == CUBLASLT_NUMERICAL_IMPL_FLAGS_FMA;
+  if (options_.one_pass_k && (splits > 1 || reduction != CUBLASLT_REDUCTION_SCHEME_NONE || fma)) {
     destroy(p);
-    throw GpuError("cuBLASLt chose split-K " + std::to_string(splits) + " for " + what +
-                   ", which the h100 model's one pass over K does not describe");
+    throw GpuError("cuBLASLt chose " + std::string(fma ? "an FMA (not tensor-core) kernel" : "split-K " + std::to_string(splits)) +
+                   " for " + what + ", which the h100 model's one pass over K on the tensor cores does not describe");
   }
   descriptions_.push_back(what + ": algorithm " + std::to_string(config(CUBLASLT_ALGO_CONFIG_ID)) + ", tile " +
                           std::to_string(config(CUBLASLT_ALGO_CONFIG_TILE_ID)) + ", split-K " + std::to_string(splits) +
-                          ", reduction " + std::to_string(reduction));
+                          ", reduction " + std::to_string(reduction) + (fma ? ", FMA" : ", tensor cores"));
   return p;
 }
 
