@@ -73,12 +73,16 @@ bool is_block_format(std::string_view name) {
   return std::any_of(table().begin(), table().end(), [&](const BlockFormat& f) { return f.name == name; });
 }
 
+std::string block_format_names() {
+  std::string names;
+  for (const BlockFormat& f : table()) names += (names.empty() ? "" : ", ") + f.name;
+  return names;
+}
+
 const BlockFormat& block_format(std::string_view name) {
   for (const BlockFormat& f : table())
     if (f.name == name) return f;
-  std::string names;
-  for (const BlockFormat& f : table()) names += (names.empty() ? "" : ", ") + f.name;
-  throw std::invalid_argument("unknown block-scaled format '" + std::string(name) + "' (expected " + names + ")");
+  throw std::invalid_argument("unknown block-scaled format '" + std::string(name) + "' (expected " + block_format_names() + ")");
 }
 
 ScaleRule parse_scale_rule(std::string_view text) {

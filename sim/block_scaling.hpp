@@ -61,6 +61,7 @@ std::span<const BlockFormat> block_formats();
 // By name; std::invalid_argument listing the names.
 const BlockFormat& block_format(std::string_view name);
 bool is_block_format(std::string_view name);
+std::string block_format_names();  // "mxfp8_e4m3, mxfp8_e5m2, ..."
 
 enum class ScaleRule { ocp, round_up };
 enum class ElementRounding { nearest_even, nearest_away, stochastic };

@@ -43,12 +43,6 @@ std::string blocks_text(const sim::BlockFormat& f, const sim::BlockQuantized& q,
   return count + " blocks of " + std::to_string(f.block) + " along axis " + std::to_string(axis);
 }
 
-std::string block_format_names() {
-  std::string names;
-  for (const sim::BlockFormat& f : sim::block_formats()) names += (names.empty() ? "" : ", ") + f.name;
-  return names;
-}
-
 std::string share(std::int64_t count, std::int64_t total) {
   if (total == 0) return "0";
   char buf[64];
@@ -171,7 +165,7 @@ void run_block_quantize(const QuantizeOptions& o) {
 void run_quantize(const QuantizeOptions& o) {
   if (sim::is_block_format(o.format)) return run_block_quantize(o);
   if (!o.scale_rule.empty() || !o.scales.empty() || o.axis != -1)
-    throw InputError("--scale-rule, --scales and --axis apply to block-scaled formats (" + block_format_names() + "); " +
+    throw InputError("--scale-rule, --scales and --axis apply to block-scaled formats (" + sim::block_format_names() + "); " +
                      o.format + " rounds every value on its own");
   sim::Format f;
   sim::Rounding mode{};
@@ -227,7 +221,7 @@ void add_quantize_command(CLI::App& app) {
                                              "quantize it in blocks to a block-scaled format; writes float32 holding "
                                              "the (dequantized) values");
   cmd->add_option("-f,--format", o->format, "Target format: an element format (fp16, bf16, e4m3fn, e5m2, tf32, fp4_e2m1, "
-                                            "eXmY, ...) or a block-scaled one (" + block_format_names() + ")")->required();
+                                            "eXmY, ...) or a block-scaled one (" + sim::block_format_names() + ")")->required();
   cmd->add_option("-r,--rounding", o->rounding, "nearest, toward-zero, up, down or stochastic; block-scaled formats: "
                                                 "nearest (ties to even), nearest-away or stochastic")->capture_default_str();
   cmd->add_option("--scale-rule", o->scale_rule, "MX formats' block scale: ocp (floor(log2 amax) - emax, the default) or "

@@ -115,7 +115,6 @@ int run(const RunOptions& o) {
   sim::Experiment e;
   try {
     e = sim::load_experiment(o.experiment);
-    if (o.steps < 0) throw InputError("--steps must be positive");
     if (o.steps > 0) e.steps = o.steps;
     if (!o.lanes.empty()) e = sim::select_lanes(e, split_names(o.lanes));
   } catch (const sim::ConfigError& err) {
